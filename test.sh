@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds and runs the whole test suite. --quick skips tests labelled slow.
+set -euo pipefail
+cd "$(dirname "$0")"
+quick=0
+for a in "$@"; do
+  case "$a" in
+    --quick) quick=1 ;;
+    *) echo "usage: ./test.sh [--quick]" >&2; exit 2 ;;
+  esac
+done
+
+bash scripts/deps.sh
+bash scripts/build.sh build
+
+ctest_args=(--test-dir build --output-on-failure -j 2 --timeout 600)
+((quick)) && ctest_args+=(-LE slow)
+ctest "${ctest_args[@]}"
