@@ -6,8 +6,13 @@
 #include <compare>
 #include <cstdint>
 #include <functional>
+#include <type_traits>
 
 namespace ioasis {
+
+struct GpaTag;
+struct IovaTag;
+struct HvaTag;
 
 template <typename Tag>
 struct Address {
@@ -24,6 +29,19 @@ struct Address {
     return *this;
   }
   constexpr auto operator<=>(const Address&) const = default;
+
+  // Only host virtual addresses convert to pointers.
+  static Address of(const void* p)
+    requires std::is_same_v<Tag, struct HvaTag>
+  {
+    return Address(reinterpret_cast<uintptr_t>(p));
+  }
+  template <typename T = uint8_t>
+  T* ptr() const
+    requires std::is_same_v<Tag, struct HvaTag>
+  {
+    return reinterpret_cast<T*>(static_cast<uintptr_t>(value));
+  }
 };
 
 struct GpaTag {};
@@ -33,17 +51,7 @@ struct HvaTag {};
 using Gpa = Address<GpaTag>;
 using Iova = Address<IovaTag>;
 
-// A host virtual address inside this process. Carries the pointer conversion, which only host
-// addresses may have.
-struct Hva : Address<HvaTag> {
-  using Address<HvaTag>::Address;
-  constexpr Hva(Address<HvaTag> a) : Address<HvaTag>(a) {}  // NOLINT: arithmetic results
-  static Hva of(const void* p) { return Hva(reinterpret_cast<uintptr_t>(p)); }
-  template <typename T = uint8_t>
-  T* ptr() const {
-    return reinterpret_cast<T*>(static_cast<uintptr_t>(value));
-  }
-};
+using Hva = Address<HvaTag>;
 
 // True when [a, a+len) does not wrap past 2^64. Every guest-supplied range is checked with this
 // before anything adds to it.
