@@ -112,4 +112,4 @@ static_assert(sizeof(kvm_regs) == 144);
 static_assert(sizeof(kvm_sregs) == 312);
 static_assert(sizeof(kvm_cpuid_entry2) == 40);
 static_assert(sizeof(kvm_msr_entry) == 16);
-static_assert(sizeof(kvm_irq_routing_entry) == 64);
+static_assert(sizeof(kvm_irq_routing_entry) == 48);
