@@ -1,0 +1,93 @@
+#include "vmm/config/vm_config.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <charconv>
+
+namespace ioasis {
+
+Result<SerialConfig> SerialConfig::parse(std::string_view spec) {
+  SerialConfig c;
+  auto path_after = [&](std::string_view prefix) -> std::optional<std::string> {
+    if (spec.substr(0, prefix.size()) != prefix) return std::nullopt;
+    return std::string(spec.substr(prefix.size()));
+  };
+  if (spec == "stdio") {
+    c.mode = Mode::kStdio;
+  } else if (spec == "off") {
+    c.mode = Mode::kOff;
+  } else if (auto p = path_after("file=")) {
+    c.mode = Mode::kFile;
+    c.path = *p;
+  } else if (auto s = path_after("socket=")) {
+    c.mode = Mode::kSocket;
+    c.path = *s;
+  } else {
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("--serial '{}': expected stdio, off, file=PATH or socket=PATH", spec));
+  }
+  if ((c.mode == Mode::kFile || c.mode == Mode::kSocket) && c.path.empty()) {
+    return Error(Errc::kInvalidArgument, fmt::format("--serial '{}': the path is empty", spec));
+  }
+  return c;
+}
+
+Result<void> VmConfig::validate() const {
+  if (kernel.empty()) return Error(Errc::kInvalidArgument, "--kernel is required");
+  if (cpus == 0 || cpus > 254) {
+    return Error(Errc::kInvalidArgument, fmt::format("--cpus boot={}: must be 1 to 254", cpus));
+  }
+  return {};
+}
+
+Result<uint64_t> parse_size(std::string_view text) {
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end == text.data()) {
+    return Error(Errc::kInvalidArgument, fmt::format("'{}' is not a size (e.g. 512M, 2G)", text));
+  }
+  std::string_view unit(end, text.data() + text.size() - end);
+  unsigned shift = 0;
+  if (unit == "K" || unit == "k") shift = 10;
+  else if (unit == "M" || unit == "m") shift = 20;
+  else if (unit == "G" || unit == "g") shift = 30;
+  else if (unit == "T" || unit == "t") shift = 40;
+  else if (!unit.empty()) {
+    return Error(Errc::kInvalidArgument, fmt::format("'{}': unknown size unit '{}' (K, M, G, T)", text, unit));
+  }
+  if (shift && value > (UINT64_MAX >> shift)) {
+    return Error(Errc::kInvalidArgument, fmt::format("'{}' is too large", text));
+  }
+  return value << shift;
+}
+
+Result<std::map<std::string, std::string>> parse_options(std::string_view flag,
+                                                         std::string_view text,
+                                                         const std::vector<std::string>& allowed) {
+  std::map<std::string, std::string> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    std::string_view item = text.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+    pos = comma == std::string_view::npos ? text.size() + 1 : comma + 1;
+    if (item.empty()) continue;
+    size_t eq = item.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+      return Error(Errc::kInvalidArgument, fmt::format("{} '{}': '{}' is not key=value", flag, text, item));
+    }
+    std::string key(item.substr(0, eq));
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      return Error(Errc::kInvalidArgument,
+                   fmt::format("{} '{}': unknown key '{}' (expected {})", flag, text, key,
+                               fmt::join(allowed, ", ")));
+    }
+    if (!out.emplace(key, std::string(item.substr(eq + 1))).second) {
+      return Error(Errc::kInvalidArgument, fmt::format("{} '{}': '{}' given twice", flag, text, key));
+    }
+  }
+  return out;
+}
+
+}  // namespace ioasis

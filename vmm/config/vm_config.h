@@ -1,0 +1,48 @@
+// Everything needed to build a VM, as plain data. The CLI and the gRPC API both produce one;
+// parsing of the cloud-hypervisor style "key=value,key=value" option strings lives here too so
+// both front ends report the same errors.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace ioasis {
+
+struct SerialConfig {
+  enum class Mode { kStdio, kFile, kSocket, kOff };
+  Mode mode = Mode::kStdio;
+  std::string path;  // kFile, kSocket
+
+  // "stdio", "off", "file=PATH", "socket=PATH".
+  static Result<SerialConfig> parse(std::string_view spec);
+};
+
+struct VmConfig {
+  std::string kernel;
+  std::optional<std::string> initramfs;
+  std::string cmdline;
+  uint64_t memory_size = 512ull << 20;
+  uint32_t cpus = 1;
+  std::string cpu_features = "host";
+  SerialConfig serial;
+
+  // Cross-field checks the individual parsers cannot make.
+  Result<void> validate() const;
+};
+
+// "512M", "2G", "4096", "1T" (binary units) -> bytes.
+Result<uint64_t> parse_size(std::string_view text);
+
+// Parses "a=1,b=two" into keys and values, refusing keys outside `allowed` and duplicates. `flag`
+// names the option in errors ("--memory").
+Result<std::map<std::string, std::string>> parse_options(std::string_view flag,
+                                                         std::string_view text,
+                                                         const std::vector<std::string>& allowed);
+
+}  // namespace ioasis

@@ -1,0 +1,41 @@
+#include "vmm/config/vm_config.h"
+
+#include <gtest/gtest.h>
+
+namespace ioasis {
+namespace {
+
+TEST(ParseSize, BinaryUnits) {
+  EXPECT_EQ(*parse_size("512M"), 512ull << 20);
+  EXPECT_EQ(*parse_size("2G"), 2ull << 30);
+  EXPECT_EQ(*parse_size("4096"), 4096u);
+  EXPECT_FALSE(parse_size("12X").ok());
+  EXPECT_FALSE(parse_size("M").ok());
+  EXPECT_FALSE(parse_size("99999999999T").ok());
+}
+
+TEST(ParseOptions, NamesTheFlagAndBadKey) {
+  auto r = parse_options("--memory", "size=1G,colour=blue", {"size"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("--memory"), std::string::npos);
+  EXPECT_NE(r.error().message().find("colour"), std::string::npos);
+  EXPECT_FALSE(parse_options("--cpus", "boot=1,boot=2", {"boot"}).ok());
+  EXPECT_FALSE(parse_options("--cpus", "boot", {"boot"}).ok());
+  auto ok = parse_options("--disk", "path=/a,readonly=on", {"path", "readonly"});
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->at("readonly"), "on");
+}
+
+TEST(SerialConfig, ParsesEveryMode) {
+  EXPECT_EQ(SerialConfig::parse("stdio")->mode, SerialConfig::Mode::kStdio);
+  EXPECT_EQ(SerialConfig::parse("off")->mode, SerialConfig::Mode::kOff);
+  auto f = SerialConfig::parse("file=/tmp/x.log");
+  EXPECT_EQ(f->mode, SerialConfig::Mode::kFile);
+  EXPECT_EQ(f->path, "/tmp/x.log");
+  EXPECT_EQ(SerialConfig::parse("socket=/tmp/s")->mode, SerialConfig::Mode::kSocket);
+  EXPECT_FALSE(SerialConfig::parse("file=").ok());
+  EXPECT_FALSE(SerialConfig::parse("tty").ok());
+}
+
+}  // namespace
+}  // namespace ioasis
