@@ -1,0 +1,99 @@
+#include "vmm/acpi/dsdt.h"
+
+#include "vmm/acpi/aml.h"
+#include "vmm/acpi/aml_resources.h"
+#include "vmm/acpi/sdt.h"
+
+namespace ioasis::acpi {
+namespace {
+
+using namespace aml;  // NOLINT: the DSDT reads as ASL
+
+// Revision 2 makes AML integers 64 bits wide (ACPI 6.5 section 5.2.11.1), which the 64-bit MMIO
+// window needs.
+constexpr uint8_t kDsdtRevision = 2;
+
+// The 0xcf8-0xcff configuration ports belong to the host bridge itself, so the I/O window
+// handed to the bus skips them, as a firmware-built _CRS does.
+constexpr uint16_t kPciConfigPortFirst = layout::kPortPciConfig;
+constexpr uint16_t kPciConfigPortLast = layout::kPortPciConfig + 7;
+
+void add_io_window(std::vector<Resource>& out, const AddressWindow& window) {
+  if (window.size == 0) return;
+  uint64_t first = window.base;
+  uint64_t last = window.base + window.size - 1;
+  if (last < kPciConfigPortFirst || first > kPciConfigPortLast) {
+    out.push_back(word_io(static_cast<uint16_t>(first), static_cast<uint16_t>(last)));
+    return;
+  }
+  if (first < kPciConfigPortFirst) {
+    out.push_back(word_io(static_cast<uint16_t>(first), kPciConfigPortFirst - 1));
+  }
+  if (last > kPciConfigPortLast) {
+    out.push_back(word_io(kPciConfigPortLast + 1, static_cast<uint16_t>(last)));
+  }
+}
+
+Aml pci_host_bridge(const AcpiConfig& c) {
+  std::vector<Resource> crs = {word_bus_number(c.pci_bus_start, c.pci_bus_end)};
+  add_io_window(crs, c.pci_io);
+  if (c.pci_mmio32.size != 0) {
+    uint64_t last = c.pci_mmio32.base + c.pci_mmio32.size - 1;
+    crs.push_back(dword_memory(static_cast<uint32_t>(c.pci_mmio32.base),
+                               static_cast<uint32_t>(last), MemoryCaching::kNonCacheable));
+  }
+  if (c.pci_mmio64.size != 0) {
+    uint64_t last = c.pci_mmio64.base + c.pci_mmio64.size - 1;
+    crs.push_back(qword_memory(c.pci_mmio64.base, last, MemoryCaching::kCacheable));
+  }
+  return device("PCI0", {
+                            name("_HID", eisa_id("PNP0A08")),
+                            name("_CID", eisa_id("PNP0A03")),
+                            name("_SEG", integer(0)),
+                            name("_BBN", integer(c.pci_bus_start)),
+                            name("_UID", integer(0)),
+                            name("_CRS", resource_template(crs)),
+                        });
+}
+
+// Linux trusts the MCFG window only when a motherboard resource device (PNP0C02) claims it.
+Aml ecam_reservation(const AcpiConfig& c) {
+  uint64_t first = c.ecam_base + (uint64_t{c.pci_bus_start} << 20);
+  uint64_t size = (uint64_t{c.pci_bus_end} - c.pci_bus_start + 1) << 20;
+  Resource window = first + size - 1 <= 0xffffffff
+                        ? memory32_fixed(static_cast<uint32_t>(first), static_cast<uint32_t>(size))
+                        : qword_memory(first, first + size - 1, MemoryCaching::kNonCacheable);
+  return device("MBRD", {
+                            name("_HID", eisa_id("PNP0C02")),
+                            name("_UID", integer(0)),
+                            name("_CRS", resource_template({window})),
+                        });
+}
+
+Aml com1(const AcpiConfig& c) {
+  return device("COM1", {
+                            name("_HID", eisa_id("PNP0501")),
+                            name("_UID", integer(0)),
+                            name("_CRS", resource_template({io(c.com1_port, c.com1_port, 0, 8),
+                                                            irq_no_flags(c.com1_irq)})),
+                        });
+}
+
+}  // namespace
+
+Result<std::vector<uint8_t>> build_dsdt(const AcpiConfig& config) {
+  Aml body = term_list({
+      scope("\\_SB", {pci_host_bridge(config), ecam_reservation(config), com1(config)}),
+      // \_S5: SLP_TYPa, SLP_TYPb. A hardware-reduced guest writes SLP_TYPa to the sleep control
+      // register.
+      name("_S5", package({integer(layout::kSleepTypeS5), integer(0)})),
+  });
+  if (!body.valid()) return Error(Errc::kInvalidArgument, "DSDT: configuration gives invalid AML");
+  std::vector<uint8_t> table;
+  append_struct(table, make_header("DSDT", kDsdtRevision));
+  table.insert(table.end(), body.bytes().begin(), body.bytes().end());
+  seal_table(table);
+  return table;
+}
+
+}  // namespace ioasis::acpi
