@@ -1,0 +1,96 @@
+// ioasis: boots one VM from the command line, in the style of cloud-hypervisor.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "base/log.h"
+#include "vmm/config/vm_config.h"
+#include "vmm/vm.h"
+
+namespace {
+
+constexpr int kExitUsage = 2;
+constexpr int kExitVmmError = 1;
+
+struct CliArgs {
+  std::string kernel, initramfs, cmdline, memory = "size=512M", cpus = "boot=1", serial = "stdio";
+  std::string cpu_features = "host", log_level = "info";
+};
+
+ioasis::Result<ioasis::VmConfig> to_config(const CliArgs& a) {
+  using ioasis::Error;
+  using ioasis::Errc;
+  ioasis::VmConfig c;
+  c.kernel = a.kernel;
+  if (!a.initramfs.empty()) c.initramfs = a.initramfs;
+  c.cmdline = a.cmdline;
+  IOASIS_ASSIGN_OR_RETURN(auto mem, ioasis::parse_options("--memory", a.memory, {"size"}));
+  if (mem.count("size")) {
+    auto size = ioasis::parse_size(mem["size"]);
+    if (!size) return Error(Errc::kInvalidArgument, "--memory size=" + mem["size"] + ": " + size.error().message());
+    c.memory_size = *size;
+  }
+  IOASIS_ASSIGN_OR_RETURN(auto cpus, ioasis::parse_options("--cpus", a.cpus, {"boot"}));
+  if (cpus.count("boot")) {
+    char* end = nullptr;
+    unsigned long n = std::strtoul(cpus["boot"].c_str(), &end, 10);
+    if (cpus["boot"].empty() || *end || n == 0 || n > 254) {
+      return Error(Errc::kInvalidArgument, "--cpus boot=" + cpus["boot"] + ": expected 1 to 254");
+    }
+    c.cpus = static_cast<uint32_t>(n);
+  }
+  IOASIS_ASSIGN_OR_RETURN(c.serial, ioasis::SerialConfig::parse(a.serial));
+  c.cpu_features = a.cpu_features;
+  IOASIS_TRY(c.validate());
+  return c;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ioasis: a KVM virtual machine monitor built around I/O address spaces"};
+  app.set_version_flag("--version", std::string("ioasis ") + IOASIS_VERSION);
+  CliArgs a;
+  app.add_option("--kernel", a.kernel, "Kernel to boot: ELF with a PVH note, ELF vmlinux or bzImage")
+      ->required();
+  app.add_option("--initramfs", a.initramfs, "Initial ramdisk");
+  app.add_option("--cmdline", a.cmdline, "Kernel command line");
+  app.add_option("--memory", a.memory, "Guest RAM: size=<bytes>[K|M|G]")->capture_default_str();
+  app.add_option("--cpus", a.cpus, "vCPUs: boot=<n>")->capture_default_str();
+  app.add_option("--serial", a.serial, "Console: stdio | file=PATH | socket=PATH | off")
+      ->capture_default_str();
+  app.add_option("--cpu-features", a.cpu_features,
+                 "CPUID policy and changes: [host|baseline][,+feature|,-feature...]")
+      ->capture_default_str();
+  app.add_option("--log-level", a.log_level, "trace | debug | info | warn | error | off")
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
+
+  if (auto r = ioasis::log::init(a.log_level); !r) {
+    fmt::print(stderr, "ioasis: --log-level: {}\n", r.error().message());
+    return kExitUsage;
+  }
+  auto config = to_config(a);
+  if (!config) {
+    fmt::print(stderr, "ioasis: {}\n", config.error().message());
+    return kExitUsage;
+  }
+  auto vm = ioasis::Vm::create(*config);
+  if (!vm) {
+    spdlog::error("{}", vm.error().message());
+    return kExitVmmError;
+  }
+  ioasis::VmExit exit = (*vm)->run();
+  if (exit.kind == ioasis::VmExit::Kind::kVcpuError) {
+    spdlog::error("VM stopped: {}", exit.detail);
+  } else {
+    spdlog::info("VM stopped: {}", exit.detail);
+  }
+  return exit.exit_status();
+}

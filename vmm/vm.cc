@@ -1,0 +1,231 @@
+#include "vmm/vm.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "devices/legacy/debug_exit.h"
+#include "devices/legacy/reset.h"
+#include "vmm/acpi/acpi.h"
+#include "vmm/layout.h"
+#include "vmm/x86/boot_cpu.h"
+#include "vmm/x86/cpuid.h"
+
+namespace ioasis {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// Where KVM puts the three pages of its real-mode TSS and the identity-map page on Intel hosts:
+// just below the BIOS area at the top of the 32-bit space, away from RAM and MMIO windows.
+constexpr uint64_t kKvmTssAddress = 0xfffbd000;
+constexpr uint64_t kKvmIdentityMapAddress = 0xfffbc000;
+
+// LAPIC LVT registers (Intel SDM vol. 3A 10.5.1): LINT0 takes the PIC's ExtINT, LINT1 the NMI,
+// as firmware leaves them for an operating system.
+constexpr size_t kApicLvtLint0 = 0x350;
+constexpr size_t kApicLvtLint1 = 0x360;
+constexpr uint32_t kApicDeliveryExtInt = 0x700;
+constexpr uint32_t kApicDeliveryNmi = 0x400;
+
+}  // namespace
+
+Vm::Vm(const VmConfig& config)
+    : config_(config), exit_([this](const VmExit&) { io_.stop(); }) {}
+
+Vm::~Vm() {
+  for (auto& v : vcpus_) v->join();
+  if (serial_socket_) serial_socket_->stop();
+}
+
+Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config) {
+  IOASIS_TRY(config.validate());
+  std::unique_ptr<Vm> vm(new Vm(config));
+  IOASIS_TRY(vm->create_kvm_vm());
+  IOASIS_TRY(vm->create_memory());
+  IOASIS_TRY(vm->create_legacy_devices());
+  IOASIS_TRY(vm->write_acpi_tables());
+  IOASIS_TRY(vm->load_kernel());
+  IOASIS_TRY(vm->create_vcpus());
+  return vm;
+}
+
+Result<void> Vm::create_kvm_vm() {
+  IOASIS_ASSIGN_OR_RETURN(kvm::System system, kvm::System::open());
+  for (auto [cap, name] : {std::pair{KVM_CAP_IRQCHIP, "IRQCHIP"}, {KVM_CAP_IRQ_ROUTING, "IRQ_ROUTING"},
+                           {KVM_CAP_IRQFD, "IRQFD"}, {KVM_CAP_IOEVENTFD, "IOEVENTFD"},
+                           {KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT"}}) {
+    IOASIS_ASSIGN_OR_RETURN(int have, system.check_extension(cap));
+    if (!have) return Error(Errc::kUnsupported, fmt::format("this KVM lacks KVM_CAP_{}", name));
+  }
+  IOASIS_ASSIGN_OR_RETURN(kvm::Vm vm, system.create_vm());
+  IOASIS_TRY(vm.set_tss_address(kKvmTssAddress));
+  IOASIS_TRY(vm.set_identity_map_address(kKvmIdentityMapAddress));
+  IOASIS_TRY(vm.create_irqchip());
+  // The PIT only helps guests calibrate their clocks; run without it where KVM refuses.
+  if (auto r = vm.create_pit(); !r) spdlog::warn("no in-kernel PIT: {}", r.error().message());
+  kvm_.emplace(std::move(system));
+  vm_.emplace(std::move(vm));
+  interrupts_ = std::make_unique<KvmInterrupts>(*vm_);
+  return interrupts_->init();
+}
+
+Result<void> Vm::create_memory() {
+  IOASIS_ASSIGN_OR_RETURN(GuestMemory memory, GuestMemory::create(config_.memory_size));
+  uint32_t slot = 0;
+  for (const RamRegion& r : memory.regions()) {
+    IOASIS_TRY(vm_->set_memory_slot({slot++, r.gpa, r.size, r.hva}));
+  }
+  memory_.emplace(std::move(memory));
+  return {};
+}
+
+Result<void> Vm::create_legacy_devices() {
+  IOASIS_TRY(create_serial());
+  auto on_reset = [this] { request_exit({VmExit::Kind::kReset, 0, "guest requested a reset"}); };
+  auto debug_exit = std::make_shared<devices::DebugExit>([this](uint32_t value) {
+    request_exit({VmExit::Kind::kDebugExit, static_cast<int>(value),
+                  fmt::format("guest wrote {:#x} to the debug-exit port", value)});
+  });
+  IOASIS_TRY(pio_.insert(debug_exit, layout::kPortDebugExit, devices::DebugExit::kPortCount));
+  IOASIS_TRY(pio_.insert(std::make_shared<devices::ResetControl>(on_reset),
+                         layout::kPortResetControl, devices::ResetControl::kPortCount));
+  IOASIS_TRY(pio_.insert(std::make_shared<devices::I8042>(on_reset), layout::kPortI8042,
+                         devices::I8042::kPortCount));
+  IOASIS_TRY(pio_.insert(std::make_shared<devices::SleepControl>([this] {
+                           request_exit({VmExit::Kind::kPowerOff, 0, "guest powered off"});
+                         }),
+                         layout::kPortSleepControl, devices::SleepControl::kPortCount));
+  return {};
+}
+
+Result<void> Vm::create_serial() {
+  const SerialConfig& sc = config_.serial;
+  switch (sc.mode) {
+    case SerialConfig::Mode::kOff:
+      return {};
+    case SerialConfig::Mode::kStdio: {
+      IOASIS_ASSIGN_OR_RETURN(auto out, devices::FdSerialOutput::for_stdout());
+      serial_output_ = std::move(out);
+      break;
+    }
+    case SerialConfig::Mode::kFile: {
+      IOASIS_ASSIGN_OR_RETURN(auto out, devices::FdSerialOutput::open_file(sc.path));
+      serial_output_ = std::move(out);
+      break;
+    }
+    case SerialConfig::Mode::kSocket: {
+      // The handler runs on the socket thread after serial_ exists; it never outlives the VM.
+      IOASIS_ASSIGN_OR_RETURN(auto server, devices::SerialSocketServer::listen(sc.path, [this](auto bytes) {
+                                if (serial_) serial_->enqueue_input(bytes);
+                              }));
+      serial_socket_ = server.get();
+      serial_output_ = std::move(server);
+      break;
+    }
+  }
+  serial_ = std::make_shared<devices::Serial>(interrupts_->legacy_line(layout::kIrqCom1), serial_output_);
+  IOASIS_TRY(pio_.insert(serial_, layout::kPortCom1, 8));
+  if (serial_socket_) serial_socket_->start();
+  return {};
+}
+
+Result<void> Vm::write_acpi_tables() {
+  acpi::AcpiConfig ac;
+  ac.num_cpus = config_.cpus;
+  ac.pci_mmio64 = {memory_->end().value > layout::k4GiB ? memory_->end().value : layout::k4GiB,
+                   layout::kPciMmio64Size};
+  IOASIS_ASSIGN_OR_RETURN(acpi::AcpiTables tables, acpi::build_acpi_tables(ac));
+  IOASIS_TRY(memory_->write(tables.base, tables.bytes));
+  rsdp_ = tables.rsdp;
+  return {};
+}
+
+Result<void> Vm::load_kernel() {
+  boot::BootConfig bc;
+  IOASIS_ASSIGN_OR_RETURN(bc.kernel, boot::read_file(config_.kernel, config_.memory_size));
+  bc.kernel_name = config_.kernel;
+  if (config_.initramfs) {
+    IOASIS_ASSIGN_OR_RETURN(bc.initramfs, boot::read_file(*config_.initramfs, config_.memory_size));
+  }
+  bc.cmdline = config_.cmdline;
+  bc.rsdp = rsdp_;
+  bc.memory_map = boot::memory_map(*memory_);
+  IOASIS_ASSIGN_OR_RETURN(boot::BootEntry entry, boot::load_kernel(*memory_, bc));
+  spdlog::info("loaded {} as {}, entry {:#x}", config_.kernel, boot::format_name(entry.format), entry.rip);
+  entry_ = entry;
+  return x86::write_boot_tables(*memory_);
+}
+
+Result<void> Vm::create_vcpus() {
+  IOASIS_ASSIGN_OR_RETURN(auto supported, kvm_->supported_cpuid());
+  IOASIS_ASSIGN_OR_RETURN(x86::CpuPolicy policy, x86::CpuPolicy::parse(config_.cpu_features));
+  IOASIS_ASSIGN_OR_RETURN(auto cpuid, x86::apply_policy(std::move(supported), policy));
+  for (uint32_t id = 0; id < config_.cpus; ++id) {
+    IOASIS_ASSIGN_OR_RETURN(kvm::Vcpu vcpu, vm_->create_vcpu(id));
+    IOASIS_TRY(vcpu.set_cpuid(x86::for_vcpu(cpuid, id, config_.cpus)));
+    IOASIS_TRY(vcpu.set_msrs(x86::boot_msrs()));
+    IOASIS_TRY(vcpu.set_fpu(x86::boot_fpu()));
+    IOASIS_ASSIGN_OR_RETURN(kvm_lapic_state lapic, vcpu.get_lapic());
+    auto set_lvt = [&](size_t reg, uint32_t delivery) {
+      uint32_t v;
+      std::memcpy(&v, lapic.regs + reg, 4);
+      v = (v & ~0x700u) | delivery;
+      std::memcpy(lapic.regs + reg, &v, 4);
+    };
+    set_lvt(kApicLvtLint0, kApicDeliveryExtInt);
+    set_lvt(kApicLvtLint1, kApicDeliveryNmi);
+    IOASIS_TRY(vcpu.set_lapic(lapic));
+    if (id == 0) {
+      // Only the boot CPU starts at the kernel; the others wait in the LAPIC for INIT/SIPI.
+      IOASIS_ASSIGN_OR_RETURN(kvm_sregs sregs, vcpu.get_sregs());
+      IOASIS_TRY(vcpu.set_sregs(x86::entry_sregs(
+          sregs, entry_->long_mode ? x86::EntryMode::kLong64 : x86::EntryMode::kProtected32)));
+      kvm_regs regs{};
+      regs.rflags = 0x2;
+      regs.rip = entry_->rip;
+      regs.rsi = entry_->rsi;
+      regs.rbx = entry_->rbx;
+      regs.rsp = layout::kBootStack;
+      IOASIS_TRY(vcpu.set_regs(regs));
+    }
+    vcpus_.push_back(std::make_unique<VcpuThread>(std::move(vcpu), pio_, mmio_, exit_));
+  }
+  return {};
+}
+
+void Vm::watch_stdin() {
+  if (!serial_ || config_.serial.mode != SerialConfig::Mode::kStdio || isatty(STDIN_FILENO) == 0) return;
+  auto in = std::make_shared<asio::posix::stream_descriptor>(io_, ::dup(STDIN_FILENO));
+  auto buf = std::make_shared<std::array<uint8_t, 256>>();
+  auto read_more = std::make_shared<std::function<void()>>();
+  *read_more = [this, in, buf, read_more] {
+    in->async_read_some(asio::buffer(*buf), [this, in, buf, read_more](auto ec, size_t n) {
+      if (ec) return;  // EOF or closed: the console stays output-only
+      serial_->enqueue_input(std::span<const uint8_t>(buf->data(), n));
+      (*read_more)();
+    });
+  };
+  (*read_more)();
+}
+
+VmExit Vm::run() {
+  auto work = asio::make_work_guard(io_);
+  asio::signal_set signals(io_, SIGINT, SIGTERM);
+  signals.async_wait([this](auto ec, int signo) {
+    if (!ec) request_exit({VmExit::Kind::kSignal, signo, fmt::format("received signal {}", signo)});
+  });
+  watch_stdin();
+  for (auto& v : vcpus_) v->start();
+  io_.run();
+  for (auto& v : vcpus_) v->stop();
+  for (auto& v : vcpus_) v->join();
+  return *exit_.get();
+}
+
+}  // namespace ioasis
