@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Boots the test guest on QEMU (q35, KVM) and judges its verdict.
+
+The guest prints its checks on the serial console (our stdout) and reports through
+isa-debug-exit at port 0xf4, which makes QEMU exit with (code << 1) | 1: status 1 is a pass,
+2n + 1 a guest reporting n failures. Exits 0 when the run matches the expectation, 1 when it
+does not, 77 (ctest's skip code here) when /dev/kvm is unusable.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+SKIP = 77
+
+
+def qemu_command(args):
+    append = f"test={args.scenario}"
+    if args.append:
+        append += " " + args.append
+    return [
+        args.qemu, "-accel", "kvm", "-M", "q35", "-m", args.memory,
+        "-display", "none", "-vga", "none", "-monitor", "none", "-parallel", "none",
+        "-serial", "stdio", "-no-reboot",
+        "-kernel", args.kernel, "-append", append,
+        "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+    ] + args.qemu_args
+
+
+def verdict(args, status, output):
+    if args.expect_fail is None:
+        want_status, want_line = 1, "TESTGUEST PASS"
+    else:
+        want_status, want_line = args.expect_fail * 2 + 1, f"TESTGUEST FAIL {args.expect_fail}"
+    problems = []
+    if want_line not in output.splitlines():
+        problems.append(f"no line '{want_line}' on the console")
+    if status != want_status:
+        problems.append(f"QEMU exit status {status}, want {want_status}")
+    return problems
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--qemu", default="qemu-system-x86_64")
+    p.add_argument("--kernel", required=True)
+    p.add_argument("--scenario", required=True)
+    p.add_argument("--append", default="", help="more command line tokens for the guest")
+    p.add_argument("--memory", default="256M")
+    p.add_argument("--timeout", type=float, default=90)
+    p.add_argument("--expect-fail", type=int, help="expect the guest to report this many failures")
+    p.add_argument("qemu_args", nargs=argparse.REMAINDER, help="-- then extra QEMU arguments")
+    args = p.parse_args()
+    if args.qemu_args[:1] == ["--"]:
+        args.qemu_args = args.qemu_args[1:]
+
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        print("skipping: /dev/kvm is not usable")
+        return SKIP
+    cmd = qemu_command(args)
+    print("+ " + " ".join(cmd), flush=True)
+    start = time.monotonic()
+    try:
+        run = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             errors="replace", timeout=args.timeout)
+        status, output, errors = run.returncode, run.stdout, run.stderr
+    except subprocess.TimeoutExpired as e:
+        status = None
+        output = (e.stdout or b"").decode(errors="replace")
+        errors = (e.stderr or b"").decode(errors="replace")
+    elapsed = time.monotonic() - start
+    sys.stdout.write(output)
+    if errors.strip():
+        print("--- qemu stderr ---\n" + errors.rstrip())
+    if status is None:
+        print(f"FAILED: guest did not finish within {args.timeout:.0f} s")
+        return 1
+    print(f"--- scenario {args.scenario}: QEMU exit status {status} after {elapsed:.2f} s")
+    problems = verdict(args, status, output)
+    for problem in problems:
+        print("FAILED: " + problem)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
