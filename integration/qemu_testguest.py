@@ -8,6 +8,7 @@ does not, 77 (ctest's skip code here) when /dev/kvm is unusable.
 """
 import argparse
 import os
+import select
 import subprocess
 import sys
 import time
@@ -26,6 +27,37 @@ def qemu_command(args):
         "-kernel", args.kernel, "-append", append,
         "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
     ] + args.qemu_args
+
+
+def run_with_deadline(cmd, deadline):
+    """Runs cmd, echoing its stdout as it comes. Returns (status or None on timeout, stdout,
+    stderr, monotonic time of the first stdout byte or None)."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    chunks = {proc.stdout: [], proc.stderr: []}
+    first_output = None
+    open_pipes = [proc.stdout, proc.stderr]
+    while open_pipes:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            proc.kill()
+            proc.wait()
+            return None, b"".join(chunks[proc.stdout]).decode(errors="replace"), \
+                b"".join(chunks[proc.stderr]).decode(errors="replace"), first_output
+        ready, _, _ = select.select(open_pipes, [], [], remaining)
+        for pipe in ready:
+            data = os.read(pipe.fileno(), 65536)
+            if not data:
+                open_pipes.remove(pipe)
+                continue
+            if pipe is proc.stdout:
+                first_output = first_output or time.monotonic()
+                sys.stdout.write(data.decode(errors="replace"))
+                sys.stdout.flush()
+            chunks[pipe].append(data)
+    status = proc.wait()
+    return status, b"".join(chunks[proc.stdout]).decode(errors="replace"), \
+        b"".join(chunks[proc.stderr]).decode(errors="replace"), first_output
 
 
 def verdict(args, status, output):
@@ -61,22 +93,16 @@ def main():
     cmd = qemu_command(args)
     print("+ " + " ".join(cmd), flush=True)
     start = time.monotonic()
-    try:
-        run = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                             errors="replace", timeout=args.timeout)
-        status, output, errors = run.returncode, run.stdout, run.stderr
-    except subprocess.TimeoutExpired as e:
-        status = None
-        output = (e.stdout or b"").decode(errors="replace")
-        errors = (e.stderr or b"").decode(errors="replace")
+    status, output, errors, first_output = run_with_deadline(cmd, start + args.timeout)
     elapsed = time.monotonic() - start
-    sys.stdout.write(output)
     if errors.strip():
         print("--- qemu stderr ---\n" + errors.rstrip())
     if status is None:
         print(f"FAILED: guest did not finish within {args.timeout:.0f} s")
         return 1
-    print(f"--- scenario {args.scenario}: QEMU exit status {status} after {elapsed:.2f} s")
+    firmware = f"{first_output - start:.2f} s" if first_output else "n/a"
+    print(f"--- scenario {args.scenario}: QEMU exit status {status} after {elapsed:.2f} s "
+          f"(first guest output after {firmware})")
     problems = verdict(args, status, output)
     for problem in problems:
         print("FAILED: " + problem)
