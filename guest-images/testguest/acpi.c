@@ -66,7 +66,8 @@ const struct acpi_header* acpi_find_table(uint64_t rsdp_paddr, const char* signa
 
 bool acpi_mcfg_ecam(const struct acpi_header* mcfg, struct ecam_region* out) {
   if (mcfg->length < ACPI_MCFG_ALLOCATIONS_OFFSET) return false;
-  size_t count = (mcfg->length - ACPI_MCFG_ALLOCATIONS_OFFSET) / sizeof(struct acpi_mcfg_allocation);
+  size_t count =
+      (mcfg->length - ACPI_MCFG_ALLOCATIONS_OFFSET) / sizeof(struct acpi_mcfg_allocation);
   const uint8_t* first = (const uint8_t*)mcfg + ACPI_MCFG_ALLOCATIONS_OFFSET;
   for (size_t i = 0; i < count; i++) {
     struct acpi_mcfg_allocation a;

@@ -66,11 +66,17 @@ bool cmdline_get(const char* cmdline, const char* key, char* value, size_t size)
 
 const char* memmap_type_name(uint32_t type) {
   switch (type) {
-    case kMemmapRam: return "ram";
-    case kMemmapReserved: return "reserved";
-    case kMemmapAcpi: return "acpi";
-    case kMemmapNvs: return "nvs";
-    case kMemmapUnusable: return "unusable";
-    default: return "other";
+    case kMemmapRam:
+      return "ram";
+    case kMemmapReserved:
+      return "reserved";
+    case kMemmapAcpi:
+      return "acpi";
+    case kMemmapNvs:
+      return "nvs";
+    case kMemmapUnusable:
+      return "unusable";
+    default:
+      return "other";
   }
 }

@@ -42,15 +42,15 @@ enum {
   kMemmapAcpi = 3,
   kMemmapNvs = 4,
   kMemmapUnusable = 5,
-  kMemmapMax = 128,      // more entries than any VMM we run under produces
+  kMemmapMax = 128,  // more entries than any VMM we run under produces
   kCmdlineMax = 4096,
 };
 
 struct boot_info {
   uint64_t start_info_paddr;
   uint32_t version;
-  const char* cmdline;  // "" when the VMM passed none
-  uint64_t rsdp_paddr;  // 0 when absent
+  const char* cmdline;                    // "" when the VMM passed none
+  uint64_t rsdp_paddr;                    // 0 when absent
   const struct hvm_memmap_entry* memmap;  // NULL when version 0
   uint32_t memmap_entries;
 };

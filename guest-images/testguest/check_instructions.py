@@ -3,10 +3,14 @@
 
 Where the guest runs on KVM's instruction emulator (nested, no VT-x), VEX-encoded instructions
 (AVX, BMI), SSE, cmpxchg16b and the xsave family stop the VM with an internal error, and the
-guest treats ud2/int3 as bugs. Usage: check_instructions.py OBJDUMP FILE [--expect-forbidden]
-With --expect-forbidden the check is inverted: it passes only when every forbidden class is
-found, which is how the checker itself is tested.
+guest treats ud2/int3 as bugs.
+
+Usage: check_instructions.py OBJDUMP FILE [--expect-forbidden | --delete-on-failure]
+--expect-forbidden inverts the check: it passes only when every forbidden class is found,
+which is how the checker itself is tested. --delete-on-failure removes FILE when it fails, so a
+rejected image is never left behind for a later boot.
 """
+import os
 import re
 import subprocess
 import sys
@@ -70,6 +74,8 @@ def main():
     for name, lines in found.items():
         for line in lines[:20]:
             print(f"{path}: forbidden {name}: {line}", file=sys.stderr)
+    if found and "--delete-on-failure" in sys.argv:
+        os.remove(path)
     return 1 if found else 0
 
 

@@ -24,7 +24,7 @@ struct idt_descriptor {
 } __attribute__((packed));
 
 enum {
-  kCodeSelector = 0x08,    // entry.S GDT
+  kCodeSelector = 0x08,   // entry.S GDT
   kInterruptGate = 0x8e,  // present, DPL 0, 64-bit interrupt gate (clears IF)
   kFirstExternal = 32,
 };
@@ -32,22 +32,29 @@ enum {
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 static volatile int unexpected;
 
+enum { kPageFault = 14 };
+
 static void report_exception(int vector, const struct interrupt_frame* f, uint64_t error) {
   printf("exception %d at rip 0x%lx error 0x%lx\n", vector, f->rip, error);
+  if (vector == kPageFault) {
+    uint64_t cr2;
+    __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+    printf("page fault address 0x%lx\n", cr2);
+  }
   check(false, "no unexpected CPU exception");
   finish();
 }
 
-#define EXCEPTION(n)                                  \
+#define EXCEPTION(n)                                                                \
   __attribute__((interrupt)) static void exception_##n(struct interrupt_frame* f) { \
-    report_exception(n, f, 0);                        \
+    report_exception(n, f, 0);                                                      \
   }
-#define EXCEPTION_ERR(n)                                                                   \
-  __attribute__((interrupt)) static void exception_##n(struct interrupt_frame* f,         \
-                                                        uword_t error) {                  \
-    report_exception(n, f, error);                                                         \
+#define EXCEPTION_ERR(n)                                                                           \
+  __attribute__((interrupt)) static void exception_##n(struct interrupt_frame* f, uword_t error) { \
+    report_exception(n, f, error);                                                                 \
   }
 
+// clang-format off
 EXCEPTION(0) EXCEPTION(1) EXCEPTION(2) EXCEPTION(3) EXCEPTION(4) EXCEPTION(5) EXCEPTION(6)
 EXCEPTION(7) EXCEPTION_ERR(8) EXCEPTION(9) EXCEPTION_ERR(10) EXCEPTION_ERR(11) EXCEPTION_ERR(12)
 EXCEPTION_ERR(13) EXCEPTION_ERR(14) EXCEPTION(15) EXCEPTION(16) EXCEPTION_ERR(17) EXCEPTION(18)
@@ -63,6 +70,7 @@ static void* const exception_handlers[kFirstExternal] = {
     exception_24, exception_25, exception_26, exception_27, exception_28, exception_29,
     exception_30, exception_31,
 };
+// clang-format on
 
 static INTERRUPT_HANDLER(unexpected_interrupt) {
   unexpected++;
@@ -88,6 +96,8 @@ void idt_init(void) {
   __asm__ volatile("lidt %0" ::"m"(d));
 }
 
-void idt_set_handler(uint8_t vector, interrupt_handler_t handler) { set_gate(vector, (void*)handler); }
+void idt_set_handler(uint8_t vector, interrupt_handler_t handler) {
+  set_gate(vector, (void*)handler);
+}
 
 int idt_unexpected_interrupts(void) { return unexpected; }

@@ -17,8 +17,9 @@ typedef void (*interrupt_handler_t)(struct interrupt_frame*);
 #define INTERRUPT_HANDLER(name) \
   __attribute__((interrupt)) void name(struct interrupt_frame* frame __attribute__((unused)))
 
-// Installs the table: exceptions print their vector and RIP and end the run as a failure;
-// vectors 32-255 without a handler are counted as unexpected and acknowledged at the LAPIC.
+// Installs the table (main() does, before any scenario runs): exceptions print their vector and RIP
+// and end the run as a failure; vectors 32-255 without a handler are counted as unexpected and
+// acknowledged at the LAPIC.
 void idt_init(void);
 void idt_set_handler(uint8_t vector, interrupt_handler_t handler);
 int idt_unexpected_interrupts(void);

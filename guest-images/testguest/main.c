@@ -1,5 +1,6 @@
 #include "boot.h"
 #include "check.h"
+#include "idt.h"
 #include "print.h"
 #include "scenario.h"
 #include "strutil.h"
@@ -42,6 +43,8 @@ static const struct scenario* find_scenario(const char* name) {
 
 void guest_main(void) {
   uart_init();
+  // From here on a CPU exception is reported on the console instead of a silent triple fault.
+  idt_init();
   printf("testguest: start_info at 0x%lx\n", boot_start_info_paddr);
   struct boot_info boot;
   const char* error = "";

@@ -32,8 +32,8 @@ bool pci_msix_probe(pci_bdf_t bdf, struct pci_msix* out) {
   };
   out->table_addr = bar_address(bdf, out->table_bar, out->table_offset,
                                 (uint64_t)out->table_size * kMsixEntrySize);
-  out->pba_addr = bar_address(bdf, out->pba_bar, out->pba_offset,
-                              ((uint64_t)out->table_size + 63) / 64 * 8);
+  out->pba_addr =
+      bar_address(bdf, out->pba_bar, out->pba_offset, ((uint64_t)out->table_size + 63) / 64 * 8);
   return true;
 }
 

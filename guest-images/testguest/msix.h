@@ -9,23 +9,23 @@
 
 enum {
   kPciCapMsix = 0x11,
-  kMsixControl = 2,         // offset in the capability
+  kMsixControl = 2,  // offset in the capability
   kMsixTable = 4,
   kMsixPba = 8,
   kMsixControlEnable = 0x8000,
   kMsixControlFunctionMask = 0x4000,
   kMsixEntrySize = 16,
-  kMsixEntryMasked = 0x1,   // vector control bit 0
+  kMsixEntryMasked = 0x1,  // vector control bit 0
 };
 
 struct pci_msix {
-  uint8_t cap;              // capability offset
-  uint16_t table_size;      // entries
+  uint8_t cap;          // capability offset
+  uint16_t table_size;  // entries
   uint8_t table_bar;
   uint32_t table_offset;
   uint8_t pba_bar;
   uint32_t pba_offset;
-  uint64_t table_addr;      // 0 when the BAR is unassigned or unmapped
+  uint64_t table_addr;  // 0 when the BAR is unassigned or unmapped
   uint64_t pba_addr;
 };
 
@@ -45,5 +45,7 @@ bool pci_msix_pending(const struct pci_msix* m, uint16_t index);
 void pci_msix_set_control(pci_bdf_t bdf, const struct pci_msix* m, bool enable, bool mask_all);
 
 // Fixed delivery, edge triggered, physical destination.
-static inline uint64_t msi_address(uint8_t apic_id) { return 0xfee00000ull | ((uint64_t)apic_id << 12); }
+static inline uint64_t msi_address(uint8_t apic_id) {
+  return 0xfee00000ull | ((uint64_t)apic_id << 12);
+}
 static inline uint32_t msi_data(uint8_t vector) { return vector; }

@@ -1,6 +1,5 @@
 #include "paging.h"
 
-
 enum {
   kPageDirEntries = 512,
   kSparePageDirs = 8,

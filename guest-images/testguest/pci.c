@@ -63,26 +63,40 @@ void pci_write(enum pci_access how, pci_bdf_t bdf, uint16_t off, int width, uint
   if (how == PCI_ACCESS_ECAM) {
     uint64_t a;
     if (!ecam_address(bdf, off, &a)) return;
-    if (width == 1) mmio_write8(a, (uint8_t)value);
-    else if (width == 2) mmio_write16(a, (uint16_t)value);
-    else mmio_write32(a, value);
+    if (width == 1)
+      mmio_write8(a, (uint8_t)value);
+    else if (width == 2)
+      mmio_write16(a, (uint16_t)value);
+    else
+      mmio_write32(a, value);
     return;
   }
   if (!port_select(bdf, off)) return;
   uint16_t port = kPortData + (off & 3);
-  if (width == 1) outb(port, (uint8_t)value);
-  else if (width == 2) outw(port, (uint16_t)value);
-  else outl(port, value);
+  if (width == 1)
+    outb(port, (uint8_t)value);
+  else if (width == 2)
+    outw(port, (uint16_t)value);
+  else
+    outl(port, value);
 }
 
 static enum pci_access preferred(void) { return ecam_known ? PCI_ACCESS_ECAM : PCI_ACCESS_PORT; }
 
-uint8_t pci_read8(pci_bdf_t bdf, uint16_t off) { return (uint8_t)pci_read(preferred(), bdf, off, 1); }
-uint16_t pci_read16(pci_bdf_t bdf, uint16_t off) { return (uint16_t)pci_read(preferred(), bdf, off, 2); }
+uint8_t pci_read8(pci_bdf_t bdf, uint16_t off) {
+  return (uint8_t)pci_read(preferred(), bdf, off, 1);
+}
+uint16_t pci_read16(pci_bdf_t bdf, uint16_t off) {
+  return (uint16_t)pci_read(preferred(), bdf, off, 2);
+}
 uint32_t pci_read32(pci_bdf_t bdf, uint16_t off) { return pci_read(preferred(), bdf, off, 4); }
 void pci_write8(pci_bdf_t bdf, uint16_t off, uint8_t v) { pci_write(preferred(), bdf, off, 1, v); }
-void pci_write16(pci_bdf_t bdf, uint16_t off, uint16_t v) { pci_write(preferred(), bdf, off, 2, v); }
-void pci_write32(pci_bdf_t bdf, uint16_t off, uint32_t v) { pci_write(preferred(), bdf, off, 4, v); }
+void pci_write16(pci_bdf_t bdf, uint16_t off, uint16_t v) {
+  pci_write(preferred(), bdf, off, 2, v);
+}
+void pci_write32(pci_bdf_t bdf, uint16_t off, uint32_t v) {
+  pci_write(preferred(), bdf, off, 4, v);
+}
 
 static bool read_function(enum pci_access how, pci_bdf_t bdf, struct pci_function* f) {
   uint32_t id = pci_read(how, bdf, kPciVendorId, 4);
@@ -151,9 +165,12 @@ bool pci_find_device(uint16_t vendor, uint16_t device, int instance, struct pci_
 
 int pci_bar_slots(pci_bdf_t bdf) {
   switch (pci_read8(bdf, kPciHeaderType) & 0x7f) {
-    case kHeaderTypeNormal: return 6;
-    case kHeaderTypeBridge: return 2;
-    default: return 0;
+    case kHeaderTypeNormal:
+      return 6;
+    case kHeaderTypeBridge:
+      return 2;
+    default:
+      return 0;
   }
 }
 
@@ -223,13 +240,21 @@ void pci_set_command(pci_bdf_t bdf, uint16_t set, uint16_t clear) {
 
 const char* pci_class_name(uint32_t class_code) {
   switch (class_code >> 16) {
-    case 0x01: return "storage";
-    case 0x02: return "network";
-    case 0x03: return "display";
-    case 0x06: return "bridge";
-    case 0x08: return "system";
-    case 0x0c: return "serial-bus";
-    case 0x00: return "unclassified";
-    default: return "other";
+    case 0x01:
+      return "storage";
+    case 0x02:
+      return "network";
+    case 0x03:
+      return "display";
+    case 0x06:
+      return "bridge";
+    case 0x08:
+      return "system";
+    case 0x0c:
+      return "serial-bus";
+    case 0x00:
+      return "unclassified";
+    default:
+      return "other";
   }
 }

@@ -11,7 +11,7 @@ typedef uint16_t pci_bdf_t;
 #define PCI_BDF(bus, dev, fn) ((pci_bdf_t)(((bus) << 8) | ((dev) << 3) | (fn)))
 #define PCI_BUS(bdf) ((uint8_t)((bdf) >> 8))
 #define PCI_DEV(bdf) ((uint8_t)(((bdf) >> 3) & 0x1f))
-#define PCI_FN(bdf) ((uint8_t)((bdf) & 0x7))
+#define PCI_FN(bdf) ((uint8_t)((bdf)&0x7))
 
 // Configuration header offsets and bits (PCI Local Bus 3.0 section 6.2; PCIe 6.0 section 7.5).
 enum {

@@ -91,18 +91,31 @@ static void format(struct sink* s, const char* f, va_list* ap) {
         emit_number(s, v < 0 ? -(uint64_t)v : (uint64_t)v, 10, v < 0, false, &sp);
         break;
       }
-      case 'u': emit_number(s, take_unsigned(ap, sp.longs), 10, false, false, &sp); break;
-      case 'x': emit_number(s, take_unsigned(ap, sp.longs), 16, false, false, &sp); break;
-      case 'X': emit_number(s, take_unsigned(ap, sp.longs), 16, false, true, &sp); break;
+      case 'u':
+        emit_number(s, take_unsigned(ap, sp.longs), 10, false, false, &sp);
+        break;
+      case 'x':
+        emit_number(s, take_unsigned(ap, sp.longs), 16, false, false, &sp);
+        break;
+      case 'X':
+        emit_number(s, take_unsigned(ap, sp.longs), 16, false, true, &sp);
+        break;
       case 'p':
         emit(s, '0');
         emit(s, 'x');
         emit_number(s, (uintptr_t)va_arg(*ap, void*), 16, false, false, &sp);
         break;
-      case 's': emit_string(s, va_arg(*ap, const char*), &sp); break;
-      case 'c': emit(s, (char)va_arg(*ap, int)); break;
-      case '%': emit(s, '%'); break;
-      case '\0': return;
+      case 's':
+        emit_string(s, va_arg(*ap, const char*), &sp);
+        break;
+      case 'c':
+        emit(s, (char)va_arg(*ap, int));
+        break;
+      case '%':
+        emit(s, '%');
+        break;
+      case '\0':
+        return;
       default:
         emit(s, '%');
         emit(s, *f);

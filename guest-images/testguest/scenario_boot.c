@@ -62,8 +62,8 @@ static void check_memmap(const struct boot_info* boot) {
   check(entries_sane(boot), "memory map entries non-empty and not wrapping");
   check(entries_disjoint(boot), "memory map entries do not overlap");
   uint64_t image_end = (uint64_t)(uintptr_t)__bss_end;
-  checkf(ram_covers(boot, kImageStart, image_end),
-         "one RAM entry covers the image 0x%x-0x%lx", kImageStart, image_end);
+  checkf(ram_covers(boot, kImageStart, image_end), "one RAM entry covers the image 0x%x-0x%lx",
+         kImageStart, image_end);
   uint64_t total = ram_total(boot);
   printf("RAM total: %lu KiB (%lu MiB)\n", total >> 10, total >> 20);
   uint64_t expect_mib;

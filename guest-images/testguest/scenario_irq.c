@@ -100,7 +100,6 @@ void scenario_irq(const struct boot_info* boot) {
   (void)boot;
   irq_disable();
   legacy_pic_mask_all();
-  idt_init();
   idt_set_handler(kVectorIpi, ipi_handler);
   idt_set_handler(kVectorTimer, timer_handler);
   idt_set_handler(kVectorWatchdog, watchdog_handler);

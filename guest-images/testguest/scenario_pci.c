@@ -132,8 +132,8 @@ void scenario_pci(const struct boot_info* boot) {
 
   for (int i = 0; i < n_ecam; i++) {
     const struct pci_function* f = &by_ecam[i];
-    printf("pci %02x:%02x.%x %04x:%04x %06x %s\n", PCI_BUS(f->bdf), PCI_DEV(f->bdf),
-           PCI_FN(f->bdf), f->vendor, f->device, f->class_code, pci_class_name(f->class_code));
+    printf("pci %02x:%02x.%x %04x:%04x %06x %s\n", PCI_BUS(f->bdf), PCI_DEV(f->bdf), PCI_FN(f->bdf),
+           f->vendor, f->device, f->class_code, pci_class_name(f->class_code));
     bool bars_ok = probe_bars(f->bdf);
     print_caps(f->bdf);
     checkf(bars_ok, "pci %02x:%02x.%x BARs sized, aligned and restored", PCI_BUS(f->bdf),
