@@ -137,6 +137,7 @@ boot_pml4:
   .globl boot_pdpt
 boot_pdpt:
   .skip 4096
+  .globl boot_pd
 boot_pd:
   .skip 4 * 4096
   .p2align 4

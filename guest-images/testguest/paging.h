@@ -11,5 +11,9 @@
 // the range is out of reach or the spare page directories are used up.
 bool paging_identity_map(uint64_t base, uint64_t size);
 
+// Makes the 2 MiB pages covering [base, base + size) below 4 GiB uncached, for MMIO that
+// firmware placed below the uncached top GiB (QEMU q35 puts ECAM at 0xb0000000).
+void paging_set_uncached(uint64_t base, uint64_t size);
+
 // True when [base, base + size) is currently mapped.
 bool paging_is_mapped(uint64_t base, uint64_t size);

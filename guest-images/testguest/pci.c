@@ -21,8 +21,10 @@ static bool ecam_known;
 
 void pci_set_ecam(const struct ecam_region* region) {
   ecam = *region;
-  ecam_known = paging_is_mapped(region->base + ((uint64_t)region->start_bus << 20),
-                                (uint64_t)(region->end_bus - region->start_bus + 1) << 20);
+  uint64_t first = region->base + ((uint64_t)region->start_bus << 20);
+  uint64_t size = (uint64_t)(region->end_bus - region->start_bus + 1) << 20;
+  ecam_known = paging_is_mapped(first, size);
+  if (ecam_known) paging_set_uncached(first, size);
 }
 
 bool pci_has_ecam(void) { return ecam_known; }
