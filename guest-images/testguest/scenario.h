@@ -1,0 +1,19 @@
+// Scenarios: each one is a function that runs checks; main() picks one by the command line's
+// test=<name> and calls finish() afterwards. Adding a scenario is a new file and one line in
+// the table in main.c.
+#pragma once
+
+#include "boot.h"
+
+struct scenario {
+  const char* name;
+  const char* summary;
+  void (*run)(const struct boot_info* boot);
+};
+
+void scenario_boot(const struct boot_info* boot);
+void scenario_pci(const struct boot_info* boot);
+void scenario_irq(const struct boot_info* boot);
+
+// Reads an optional unsigned decimal key=value from the command line.
+bool cmdline_get_uint(const char* cmdline, const char* key, uint64_t* value);
