@@ -225,15 +225,16 @@ TEST(AcpiTables, ViotMatchesTheSpecifiedLayoutByteForByte) {
   ASSERT_EQ(read_at<TableHeader>(*t, viot).length, 88u);
   auto begin = t->bytes.begin() + (viot - t->base);
   std::vector<uint8_t> body(begin + 36, begin + 88);
-  EXPECT_THAT(body,
-              ElementsAreArray<uint8_t>({
-                  0x02, 0x00, 0x30, 0x00, 0,    0,    0,    0,    0, 0, 0, 0,  // count 2, offset 48
-                  0x03, 0x00, 0x10, 0x00, 0x00, 0x00, 0x08, 0x00,  // virtio-iommu 0000:00:01.0
-                  0,    0,    0,    0,    0,    0,    0,    0,     //
-                  0x01, 0x00, 0x18, 0x00, 0x10, 0x00, 0x00, 0x00,  // PCI range, endpoint 0x10
-                  0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0xff, 0x00,  // segment 0, BDF 0x10-0xff
-                  0x30, 0x00, 0,    0,    0,    0,    0,    0,     // output node at 48
-              }));
+  // clang-format off
+  EXPECT_THAT(body, ElementsAreArray<uint8_t>({
+      0x02, 0x00, 0x30, 0x00, 0, 0, 0, 0, 0, 0, 0, 0,  // 2 nodes, the first at offset 48
+      0x03, 0x00, 0x10, 0x00, 0x00, 0x00, 0x08, 0x00,  // virtio-iommu at 0000:00:01.0
+      0, 0, 0, 0, 0, 0, 0, 0,
+      0x01, 0x00, 0x18, 0x00, 0x10, 0x00, 0x00, 0x00,  // PCI range, endpoint IDs from 0x10
+      0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0xff, 0x00,  // segment 0 only, BDF 0x10-0xff
+      0x30, 0x00, 0, 0, 0, 0, 0, 0,                    // output node: offset 48
+  }));
+  // clang-format on
 }
 
 TEST(AcpiTables, DsdtCarriesTheHostBridgeAndS5) {
