@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "vmm/acpi/dsdt.h"
 #include "vmm/acpi/system_tables.h"

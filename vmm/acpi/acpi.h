@@ -77,8 +77,8 @@ struct AcpiTables {
   std::vector<TableLocation> tables;
 };
 
-// Validates `config` and builds the tables to live at `base`, which must be 16-byte aligned and
-// leave room below `max_size`. The RSDP comes first, so the default base is where the guest's
+// Validates `config` and builds the tables to live at `base`, which must be 16-byte aligned; the
+// blob must fit in `max_size` bytes. The RSDP comes first, so the default base is where the guest's
 // BIOS-area scan finds it.
 Result<AcpiTables> build_acpi_tables(const AcpiConfig& config, Gpa base = Gpa(layout::kAcpiStart),
                                      uint64_t max_size = layout::kAcpiSize);

@@ -13,6 +13,7 @@ namespace ioasis::acpi {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 
 AcpiConfig test_config() {
@@ -211,6 +212,29 @@ TEST(AcpiTables, ViotRangesPointAtTheIommuNode) {
   EXPECT_EQ(r1.output_node, h.node_offset);
   EXPECT_EQ(r1.endpoint_start, 0x0010u);
   EXPECT_EQ(r1.bdf_end, 0x00ff);
+}
+
+// The VIOT node layout spelled out from the VIOT specification: table fields after the header,
+// then a virtio-iommu-pci node and one PCI range node whose output node is the IOMMU's offset.
+TEST(AcpiTables, ViotMatchesTheSpecifiedLayoutByteForByte) {
+  AcpiConfig c = test_config();
+  c.viot = ViotConfig{{0, 0x0008}, {{0, 0x0010, 0x00ff}}};
+  auto t = build_acpi_tables(c);
+  ASSERT_TRUE(t.ok());
+  Gpa viot = walk(*t)["VIOT"];
+  ASSERT_EQ(read_at<TableHeader>(*t, viot).length, 88u);
+  auto begin = t->bytes.begin() + (viot - t->base);
+  std::vector<uint8_t> body(begin + 36, begin + 88);
+  // clang-format off
+  EXPECT_THAT(body, ElementsAreArray<uint8_t>({
+      0x02, 0x00, 0x30, 0x00, 0, 0, 0, 0, 0, 0, 0, 0,  // 2 nodes, the first at offset 48
+      0x03, 0x00, 0x10, 0x00, 0x00, 0x00, 0x08, 0x00,  // virtio-iommu at 0000:00:01.0
+      0, 0, 0, 0, 0, 0, 0, 0,
+      0x01, 0x00, 0x18, 0x00, 0x10, 0x00, 0x00, 0x00,  // PCI range, endpoint IDs from 0x10
+      0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0xff, 0x00,  // segment 0 only, BDF 0x10-0xff
+      0x30, 0x00, 0, 0, 0, 0, 0, 0,                    // output node: offset 48
+  }));
+  // clang-format on
 }
 
 TEST(AcpiTables, DsdtCarriesTheHostBridgeAndS5) {

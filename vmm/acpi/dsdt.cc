@@ -56,7 +56,8 @@ Aml pci_host_bridge(const AcpiConfig& c) {
                         });
 }
 
-// Linux trusts the MCFG window only when a motherboard resource device (PNP0C02) claims it.
+// Linux uses the MCFG window only once it finds it reserved, either by a motherboard resource
+// device (PNP0C02) in ACPI or in the e820 map; claiming it here keeps that independent of e820.
 Aml ecam_reservation(const AcpiConfig& c) {
   uint64_t first = c.ecam_base + (uint64_t{c.pci_bus_start} << 20);
   uint64_t size = (uint64_t{c.pci_bus_end} - c.pci_bus_start + 1) << 20;
