@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 
 namespace ioasis::devices {
@@ -17,11 +18,20 @@ std::span<const uint8_t> bytes(const std::string& s) {
   return std::span(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }
 
-std::string temp_socket_path() {
-  char dir[] = "/tmp/ioasis-serial-XXXXXX";
-  EXPECT_NE(::mkdtemp(dir), nullptr);
-  return std::string(dir) + "/console.sock";
-}
+// A private directory for a socket, removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    char dir[] = "/tmp/ioasis-serial-XXXXXX";
+    EXPECT_NE(::mkdtemp(dir), nullptr);
+    path_ = dir;
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string socket() const { return path_ + "/console.sock"; }
+
+ private:
+  std::string path_;
+};
 
 UniqueFd connect_to(const std::string& path) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -48,7 +58,8 @@ TEST(FdSerialOutput, WritesEveryByteToTheDescriptor) {
 }
 
 TEST(SerialSocketServer, ClientReceivesOutputAndSendsInput) {
-  std::string path = temp_socket_path();
+  TempDir dir;
+  std::string path = dir.socket();
   std::string input;
   auto server = SerialSocketServer::listen(
       path, [&](std::span<const uint8_t> b) { input.append(b.begin(), b.end()); });
@@ -71,7 +82,8 @@ TEST(SerialSocketServer, ClientReceivesOutputAndSendsInput) {
 }
 
 TEST(SerialSocketServer, PollThreadAcceptsAndStops) {
-  std::string path = temp_socket_path();
+  TempDir dir;
+  std::string path = dir.socket();
   auto server = SerialSocketServer::listen(path, nullptr);
   ASSERT_TRUE(server.ok());
   (*server)->start();
@@ -86,7 +98,8 @@ TEST(SerialSocketServer, PollThreadAcceptsAndStops) {
 }
 
 TEST(SerialSocketServer, RefusesAPathThatExists) {
-  std::string path = temp_socket_path();
+  TempDir dir;
+  std::string path = dir.socket();
   auto first = SerialSocketServer::listen(path, nullptr);
   ASSERT_TRUE(first.ok());
   auto second = SerialSocketServer::listen(path, nullptr);

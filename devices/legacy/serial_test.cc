@@ -199,6 +199,41 @@ TEST_F(SerialTest, IrqLineChangesOnlyOnTransitions) {
   EXPECT_EQ(line->levels, (std::vector<bool>{true, false}));
 }
 
+// The order of accesses Linux's 8250 autoconfig makes; each decision it takes must land on
+// "16550A" for the console to get a FIFO and interrupts.
+TEST_F(SerialTest, LinuxAutoconfigSequenceFindsA16550A) {
+  out(kIer, 0x00);
+  EXPECT_EQ(in(kIer)&0x0f, 0x00);
+  out(kIer, 0x0f);
+  EXPECT_EQ(in(kIer)&0x0f, 0x0f);  // "a UART is there"
+  out(kIer, 0x00);
+  uint8_t save_mcr = in(kMcr);
+  out(kMcr, 0x10 | 0x0a);
+  EXPECT_EQ(in(kMsr)&0xf0, 0x90);  // loopback test passes
+  out(kMcr, save_mcr);
+  out(kLcr, 0xbf);
+  out(kFcr, 0x00);  // EFR write on a 16650 is FCR here
+  out(kLcr, 0x00);
+  out(kFcr, 0x01);
+  EXPECT_EQ(in(kIir) >> 6, 3);  // FIFO bits: 16550A
+  out(kLcr, 0x80);
+  EXPECT_NE(in(kIir), 0);  // reads as "no EFR": not a 16650V1
+  out(kLcr, 0x00);
+  out(kFcr, 0x21);                 // 64-byte FIFO request
+  EXPECT_EQ(in(kIir)&0xe0, 0xc0);  // not a 16750
+  out(kFcr, 0x01);
+  out(kIer, 0x40);
+  EXPECT_EQ(in(kIer)&0x40, 0);  // UUE does not stick: not an XScale
+  // Startup's THRE check: the interrupt shows up after each enable.
+  out(kIer, 0x02);
+  EXPECT_EQ(in(kIir)&0x01, 0);
+  out(kIer, 0x00);
+  out(kIer, 0x02);
+  EXPECT_EQ(in(kIir)&0x01, 0);
+  out(kIer, 0x00);
+  EXPECT_FALSE(line->level());
+}
+
 TEST_F(SerialTest, WideAccessesAreNotDecoded) {
   uint16_t v = 0;
   uart.read(kScr - 1, std::span(reinterpret_cast<uint8_t*>(&v), 2));
