@@ -10,6 +10,7 @@
 
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/reset.h"
+#include "devices/pci/config_access.h"
 #include "vmm/acpi/acpi.h"
 #include "vmm/layout.h"
 #include "vmm/x86/boot_cpu.h"
@@ -93,15 +94,31 @@ Result<void> Vm::create_legacy_devices() {
                   fmt::format("guest wrote {:#x} to the debug-exit port", value)});
   });
   IOASIS_TRY(pio_.insert(debug_exit, layout::kPortDebugExit, devices::DebugExit::kPortCount));
-  IOASIS_TRY(pio_.insert(std::make_shared<devices::ResetControl>(on_reset),
-                         layout::kPortResetControl, devices::ResetControl::kPortCount));
   IOASIS_TRY(pio_.insert(std::make_shared<devices::I8042>(on_reset), layout::kPortI8042,
                          devices::I8042::kPortCount));
   IOASIS_TRY(pio_.insert(std::make_shared<devices::SleepControl>([this] {
                            request_exit({VmExit::Kind::kPowerOff, 0, "guest powered off"});
                          }),
                          layout::kPortSleepControl, devices::SleepControl::kPortCount));
-  return {};
+  return create_pci(std::make_shared<devices::ResetControl>(on_reset));
+}
+
+Result<void> Vm::create_pci(std::shared_ptr<devices::BusDevice> reset_control) {
+  devices::PciWindows windows;
+  windows.mmio64_start = mmio64_start();
+  windows.mmio64_size = layout::kPciMmio64Size;
+  pci_ = std::make_shared<devices::PciRoot>(mmio_, pio_, windows);
+  // 0xcf9 (reset control) sits inside the config-address dword; the config port device owns it.
+  IOASIS_TRY(pio_.insert(std::make_shared<devices::PciConfigIo>(pci_, std::move(reset_control)),
+                         layout::kPortPciConfig, devices::PciConfigIo::kPortCount));
+  auto ecam = std::make_shared<devices::PciConfigMmio>(pci_, layout::kPciEcamSize / devices::PciConfigMmio::kBusSize);
+  return mmio_.insert(ecam, layout::kPciEcamStart, ecam->size());
+}
+
+uint64_t Vm::mmio64_start() const {
+  // The 64-bit window starts above RAM, 1 GiB aligned, never below 4 GiB.
+  uint64_t end = std::max(memory_->end().value, layout::k4GiB);
+  return (end + (1ull << 30) - 1) & ~((1ull << 30) - 1);
 }
 
 Result<void> Vm::create_serial() {
@@ -138,8 +155,7 @@ Result<void> Vm::create_serial() {
 Result<void> Vm::write_acpi_tables() {
   acpi::AcpiConfig ac;
   ac.num_cpus = config_.cpus;
-  ac.pci_mmio64 = {memory_->end().value > layout::k4GiB ? memory_->end().value : layout::k4GiB,
-                   layout::kPciMmio64Size};
+  ac.pci_mmio64 = {mmio64_start(), layout::kPciMmio64Size};
   IOASIS_ASSIGN_OR_RETURN(acpi::AcpiTables tables, acpi::build_acpi_tables(ac));
   IOASIS_TRY(memory_->write(tables.base, tables.bytes));
   rsdp_ = tables.rsdp;

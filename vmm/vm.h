@@ -11,6 +11,7 @@
 #include "devices/bus/bus.h"
 #include "devices/legacy/serial.h"
 #include "devices/legacy/serial_output.h"
+#include "devices/pci/pci_root.h"
 #include "vmm/boot/loader.h"
 #include "vmm/config/vm_config.h"
 #include "vmm/interrupts.h"
@@ -43,6 +44,8 @@ class Vm {
   Result<void> create_memory();
   Result<void> create_legacy_devices();
   Result<void> create_serial();
+  Result<void> create_pci(std::shared_ptr<devices::BusDevice> reset_control);
+  uint64_t mmio64_start() const;
   Result<void> write_acpi_tables();
   Result<void> load_kernel();
   Result<void> create_vcpus();
@@ -59,6 +62,7 @@ class Vm {
   devices::Bus pio_{"pio"};
   devices::Bus mmio_{"mmio"};
 
+  std::shared_ptr<devices::PciRoot> pci_;
   std::shared_ptr<devices::Serial> serial_;
   std::shared_ptr<devices::SerialOutput> serial_output_;
   devices::SerialSocketServer* serial_socket_ = nullptr;  // owned by serial_output_ when used
