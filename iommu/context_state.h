@@ -31,7 +31,6 @@ struct Ioas {
   // How many attached devices each backend has here; a backend mirrors this address space
   // while its count is non-zero.
   std::map<DmaBackend*, uint32_t> backends;
-  PinTracker pins;
   uint64_t mapped_bytes = 0;
   uint64_t alloc_hint = 0;  // where the last automatic allocation ended
 };

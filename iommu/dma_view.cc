@@ -67,7 +67,7 @@ DmaResult<HostSpan> DmaView::translate(Iova iova, uint64_t length, Access access
   if (!table_) return DmaFault{iova, access, FaultReason::kNotAttached};
   uint64_t epoch = table_->epoch.load(std::memory_order_acquire);
   uint64_t page = iova.value >> 12;
-  Entry& e = iotlb_[page % kEntries];
+  Entry& e = iotlb_[slot_of(page)];
   if (iotlb_enabled_ && e.page == page && e.epoch == epoch) {
     ++hits_;
     if (!has_perm(e.perm, needed_perm(access))) {
@@ -87,7 +87,7 @@ DmaResult<HostSpan> DmaView::walk(uint64_t iova, uint64_t length, Access access)
   if (iotlb_enabled_) {
     // The epoch read under the lock matches the table contents we saw; an unmap that completes
     // after we drop the lock bumps it and so retires this entry.
-    Entry& e = iotlb_[(iova >> 12) % kEntries];
+    Entry& e = iotlb_[slot_of(iova >> 12)];
     e = Entry{iova >> 12, table_->epoch.load(std::memory_order_acquire), it->first, m.last,
               m.host.hva.value, m.perm};
   }

@@ -106,6 +106,9 @@ class DmaView {
     Perm perm = Perm::kNone;
   };
   static constexpr size_t kEntries = 256;
+  // A multiplicative hash, so that strided buffers (every other page, every 1 MiB) spread over
+  // the whole cache instead of fighting for a few slots.
+  static size_t slot_of(uint64_t page) { return (page * 0x9e3779b97f4a7c15ull) >> 56; }
 
   void refresh();
   DmaResult<HostSpan> walk(uint64_t iova, uint64_t length, Access access);

@@ -178,17 +178,18 @@ Result<void> IoasidContext::State::install(Ioas& x, const std::vector<Piece>& pi
   }
   {
     std::unique_lock lock(x.table->mu);
+    // Pieces are in IOVA order, so each insertion goes right before the next existing entry.
+    auto hint = x.table->entries.lower_bound(pieces.front().mapping.iova.value);
     for (const Piece& p : pieces) {
-      x.table->entries.emplace(
-          p.mapping.iova.value,
+      hint = x.table->entries.emplace_hint(
+          hint, p.mapping.iova.value,
           MapEntry{p.mapping.iova.value + (p.mapping.host.length - 1), p.mapping.host,
                    p.mapping.perm, p.pin_domain});
+      ++hint;
     }
   }
   for (const Piece& p : pieces) {
-    auto span = internal::pin_span_of(MapEntry{0, p.mapping.host, p.mapping.perm, p.pin_domain});
-    pins.pin(span);
-    x.pins.pin(span);
+    pins.pin(internal::pin_span_of(MapEntry{0, p.mapping.host, p.mapping.perm, p.pin_domain}));
     x.mapped_bytes += p.mapping.host.length;
   }
   return {};
@@ -242,9 +243,7 @@ Result<uint64_t> IoasidContext::unmap(IoasId id, Iova iova, uint64_t length) {
     // Bumping the epoch under the lock retires every IOTLB entry before unmap returns.
     std::unique_lock table_lock(x->table->mu);
     for (auto it = begin; it != end; ++it) {
-      auto span = internal::pin_span_of(it->second);
-      s_->pins.unpin(span);
-      x->pins.unpin(span);
+      s_->pins.unpin(internal::pin_span_of(it->second));
       bytes += it->second.host.length;
     }
     entries.erase(begin, end);

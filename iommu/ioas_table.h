@@ -3,6 +3,8 @@
 // device threads).
 #pragma once
 
+#include <absl/container/btree_map.h>
+
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -21,17 +23,20 @@ struct MapEntry {
   uint32_t pin_domain = 0;  // which pin key space host pages are counted in
 };
 
-// Mappings keyed by first IOVA; entries never overlap. Writers hold `mu` exclusively and bump
+// Mappings keyed by first IOVA; entries never overlap. A B-tree rather than a red-black tree: with
+// a million mappings, lookups touch a few cache lines instead of twenty. Writers hold `mu` exclusively and bump
 // `epoch` before releasing it whenever a translation goes away, which is what invalidates every
 // IOTLB entry filled earlier. Readers on the control thread skip the lock: the context serializes
 // all writers.
+using EntryMap = absl::btree_map<uint64_t, MapEntry>;
+
 struct IoasTable {
   mutable std::shared_mutex mu;
-  std::map<uint64_t, MapEntry> entries;
+  EntryMap entries;
   std::atomic<uint64_t> epoch{1};
 
   // The entry containing `iova`, or end().
-  std::map<uint64_t, MapEntry>::const_iterator find(uint64_t iova) const {
+  EntryMap::const_iterator find(uint64_t iova) const {
     auto it = entries.upper_bound(iova);
     if (it == entries.begin()) return entries.end();
     --it;

@@ -357,7 +357,11 @@ Result<std::unique_ptr<DmaView>> IoasidContext::dma_view(DeviceId id) {
 Result<IoasStats> IoasidContext::stats(IoasId id) const {
   std::lock_guard lock(s_->mu);
   IOASIS_ASSIGN_OR_RETURN(const Ioas* x, s_->find_ioas(id));
-  return IoasStats{x->table->entries.size(), x->mapped_bytes, x->pins.pinned_bytes(),
+  // Counted on demand: keeping a second pin tree per address space would double the cost of
+  // every map and unmap for a figure only statistics want.
+  internal::PinTracker pins;
+  for (const auto& [first, e] : x->table->entries) pins.pin(internal::pin_span_of(e));
+  return IoasStats{x->table->entries.size(), x->mapped_bytes, pins.pinned_bytes(),
                    static_cast<uint32_t>(x->devices.size())};
 }
 

@@ -32,21 +32,17 @@ void PinTracker::pin(const PinSpan& span) {
   if (span.end <= span.start) return;
   split_at(span.domain, span.start);
   split_at(span.domain, span.end);
+  // Looked up afresh each round: B-tree insertions invalidate iterators.
   uint64_t cursor = span.start;
-  auto it = segs_.lower_bound(Key{span.domain, span.start});
   while (cursor < span.end) {
-    bool in_seg =
-        it != segs_.end() && it->first.domain == span.domain && it->first.start == cursor;
-    if (in_seg) {
+    auto it = segs_.lower_bound(Key{span.domain, cursor});
+    bool here = it != segs_.end() && it->first.domain == span.domain;
+    if (here && it->first.start == cursor) {
       it->second.refs++;
       cursor = it->second.end;
-      ++it;
       continue;
     }
-    uint64_t gap_end = span.end;
-    if (it != segs_.end() && it->first.domain == span.domain && it->first.start < span.end) {
-      gap_end = it->first.start;
-    }
+    uint64_t gap_end = here && it->first.start < span.end ? it->first.start : span.end;
     segs_.emplace_hint(it, Key{span.domain, cursor}, Seg{gap_end, 1});
     pinned_ += gap_end - cursor;
     cursor = gap_end;
@@ -81,7 +77,7 @@ void PinTracker::merge_around(const PinSpan& span) {
     if (next != segs_.end() && next->first.domain == span.domain &&
         next->first.start == it->second.end && next->second.refs == it->second.refs) {
       it->second.end = next->second.end;
-      segs_.erase(next);
+      it = std::prev(segs_.erase(next));
     } else {
       it = next;
     }

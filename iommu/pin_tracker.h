@@ -6,7 +6,7 @@
 #include <compare>
 #include <cstddef>
 #include <cstdint>
-#include <map>
+#include <absl/container/btree_map.h>
 
 namespace ioasis::iommu::internal {
 
@@ -38,7 +38,7 @@ class PinTracker {
     uint64_t end;
     uint32_t refs;
   };
-  using Map = std::map<Key, Seg>;
+  using Map = absl::btree_map<Key, Seg>;
 
   void split_at(uint32_t domain, uint64_t at);
   void merge_around(const PinSpan& span);
