@@ -7,7 +7,7 @@ IOASIS_PACKAGES=(
   cmake ninja-build g++ pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+  libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libabsl-dev
   acpica-tools qemu-system-x86 clang libclang-rt-14-dev
   python3-grpcio python3-grpc-tools binutils zstd xz-utils cpio
 )
