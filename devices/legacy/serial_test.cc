@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace ioasis::devices {
@@ -232,6 +233,26 @@ TEST_F(SerialTest, LinuxAutoconfigSequenceFindsA16550A) {
   EXPECT_EQ(in(kIir)&0x01, 0);
   out(kIer, 0x00);
   EXPECT_FALSE(line->level());
+}
+
+TEST_F(SerialTest, InputFromAnotherThreadArrivesInOrderWithoutLossOrDuplicates) {
+  std::string sent;
+  for (int i = 0; i < 2000; ++i) sent.push_back(static_cast<char>('a' + i % 26));
+  std::thread host([&] {
+    size_t at = 0;
+    while (at < sent.size()) {
+      auto rest = std::span(reinterpret_cast<const uint8_t*>(sent.data()) + at, sent.size() - at);
+      at += uart.enqueue_input(rest.first(std::min<size_t>(rest.size(), 7)));
+      if (at < sent.size()) std::this_thread::yield();
+    }
+  });
+  std::string got;
+  while (got.size() < sent.size()) {
+    if (in(kLsr)&0x01) got.push_back(static_cast<char>(in(kThr)));
+  }
+  host.join();
+  EXPECT_EQ(got, sent);
+  EXPECT_EQ(in(kLsr)&0x03, 0);  // nothing left over, no overrun
 }
 
 TEST_F(SerialTest, WideAccessesAreNotDecoded) {

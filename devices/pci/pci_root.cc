@@ -82,22 +82,25 @@ PciRoot::~PciRoot() {
 }
 
 Result<PciAddress> PciRoot::add_device(std::shared_ptr<PciDevice> device) {
+  std::lock_guard lock(mu_);
   uint8_t slot = 1;
-  {
-    std::lock_guard lock(mu_);
-    while (slot < kSlots && functions_[slot * kFunctions]) ++slot;
-  }
+  while (slot < kSlots && functions_[slot * kFunctions]) ++slot;
   if (slot == kSlots) return Error(Errc::kResourceExhausted, "PCI bus 0 has no free slot");
-  return add_function(std::move(device), slot, 0);
+  return add_function_locked(std::move(device), slot, 0);
 }
 
 Result<PciAddress> PciRoot::add_function(std::shared_ptr<PciDevice> device, uint8_t slot,
                                          uint8_t function) {
+  std::lock_guard lock(mu_);
+  return add_function_locked(std::move(device), slot, function);
+}
+
+Result<PciAddress> PciRoot::add_function_locked(std::shared_ptr<PciDevice> device, uint8_t slot,
+                                                uint8_t function) {
   if (!device || slot >= kSlots || function >= kFunctions) {
     return Error(Errc::kInvalidArgument, "PCI function: bad slot or function number");
   }
   PciAddress address{0, slot, function};
-  std::lock_guard lock(mu_);
   auto& entry = functions_[address.devfn()];
   if (entry) {
     return Error(Errc::kAlreadyExists, "PCI function " + address.to_string() + " is taken");

@@ -74,6 +74,8 @@ class PciRoot {
   };
   struct Function;
 
+  Result<PciAddress> add_function_locked(std::shared_ptr<PciDevice> device, uint8_t slot,
+                                         uint8_t function);
   Function* find(uint8_t bus, uint8_t devfn);
   bool slot_has_other_functions(uint8_t devfn) const;
   Result<void> assign_bars(Function& fn);
