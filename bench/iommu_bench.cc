@@ -111,9 +111,8 @@ int main(int argc, char** argv) {
              "map ns/op", "unmap ns/op", "IOTLB hot /s", "IOTLB cold /s", "no IOTLB /s");
   for (uint64_t n : {uint64_t{1000}, uint64_t{100000}, uint64_t{1000000}}) {
     auto f = measure(n, with_lookups);
-    fmt::print("{:>10} {:>12.0f} {:>12.0f} {:>12.0f} {:>18.3e} {:>18.3e} {:>18.3e}\n", n,
-               f.fill_ns, f.map_ns, f.unmap_ns, f.cached_lookups, f.cold_iotlb_lookups,
-               f.uncached_lookups);
+    fmt::print("{:>10} {:>12.0f} {:>12.0f} {:>12.0f} {:>18.3e} {:>18.3e} {:>18.3e}\n", n, f.fill_ns,
+               f.map_ns, f.unmap_ns, f.cached_lookups, f.cold_iotlb_lookups, f.uncached_lookups);
   }
   return 0;
 }

@@ -14,9 +14,12 @@ const char* access_name(Access a) { return a == Access::kRead ? "read" : "write"
 
 const char* reason_name(FaultReason r) {
   switch (r) {
-    case FaultReason::kUnmapped: return "unmapped";
-    case FaultReason::kPermission: return "permission";
-    case FaultReason::kNotAttached: return "not attached";
+    case FaultReason::kUnmapped:
+      return "unmapped";
+    case FaultReason::kPermission:
+      return "permission";
+    case FaultReason::kNotAttached:
+      return "not attached";
   }
   return "unknown";
 }
@@ -40,9 +43,7 @@ Error DmaFault::to_error() const {
   return Error(code, to_string());
 }
 
-DmaView::DmaView(std::shared_ptr<internal::DeviceSlot> slot) : slot_(std::move(slot)) {
-  refresh();
-}
+DmaView::DmaView(std::shared_ptr<internal::DeviceSlot> slot) : slot_(std::move(slot)) { refresh(); }
 
 DmaView::~DmaView() = default;
 
@@ -88,7 +89,8 @@ DmaResult<HostSpan> DmaView::walk(uint64_t iova, uint64_t length, Access access)
     // The epoch read under the lock matches the table contents we saw; an unmap that completes
     // after we drop the lock bumps it and so retires this entry.
     Entry& e = iotlb_[slot_of(iova >> 12)];
-    e = Entry{iova >> 12, table_->epoch.load(std::memory_order_acquire), it->first, m.last,
+    e = Entry{iova >> 12,       table_->epoch.load(std::memory_order_acquire),
+              it->first,        m.last,
               m.host.hva.value, m.perm};
   }
   if (!has_perm(m.perm, needed_perm(access))) {

@@ -84,7 +84,8 @@ TEST_F(DmaViewTest, FaultCarriesIovaAccessAndReason) {
 
 TEST_F(DmaViewTest, RepeatedLookupsHitTheIotlb) {
   ASSERT_TRUE(ctx_.map(ioas_, Iova(0x100000), host(0, 0x4000), Perm::kRead).ok());
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(view_->translate(Iova(0x100000 + i * 8), 8, Access::kRead).ok());
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(view_->translate(Iova(0x100000 + i * 8), 8, Access::kRead).ok());
   EXPECT_EQ(view_->iotlb_misses(), 1u);
   EXPECT_EQ(view_->iotlb_hits(), 9u);
 }
@@ -160,9 +161,9 @@ TEST_F(DmaViewTest, LookupsNeverReturnATranslationRemovedBeforeTheyStarted) {
     for (uint64_t v = 0; v < 2000; ++v) {
       for (int p = 0; p < kPages; ++p) {
         state[p].store(v * 4 + 1, std::memory_order_release);
-        ASSERT_TRUE(ctx_.map(ioas_, Iova(kBase + p * 0x1000), HostRange{hva_for(p, v), 0x1000},
-                             Perm::kRead)
-                        .ok());
+        ASSERT_TRUE(
+            ctx_.map(ioas_, Iova(kBase + p * 0x1000), HostRange{hva_for(p, v), 0x1000}, Perm::kRead)
+                .ok());
         state[p].store(v * 4 + 2, std::memory_order_release);
       }
       for (int p = 0; p < kPages; ++p) {

@@ -126,8 +126,8 @@ Result<uint64_t> IoasidContext::State::place(Ioas& x, std::optional<Iova> iova, 
     return iova->value;
   }
   uint64_t a = auto_alignment(align, length, hva);
-  auto windows = internal::subtract(x.allowed.empty() ? std::vector{kAllIovas} : x.allowed,
-                                    x.reserved);
+  auto windows =
+      internal::subtract(x.allowed.empty() ? std::vector{kAllIovas} : x.allowed, x.reserved);
   // Next fit first: allocation after allocation then costs one tree lookup, not a scan.
   for (uint64_t lower : {x.alloc_hint, uint64_t{0}}) {
     for (const IovaRange& w : windows) {
@@ -138,17 +138,16 @@ Result<uint64_t> IoasidContext::State::place(Ioas& x, std::optional<Iova> iova, 
       }
     }
   }
-  return Error(Errc::kResourceExhausted,
-               fmt::format("no free IOVA range of {:#x} bytes in {}", length,
-                           internal::describe(x.info.id)));
+  return Error(Errc::kResourceExhausted, fmt::format("no free IOVA range of {:#x} bytes in {}",
+                                                     length, internal::describe(x.info.id)));
 }
 
 Result<void> IoasidContext::State::install(Ioas& x, const std::vector<Piece>& pieces,
                                            const Ioas* copy_src) {
   uint64_t added = 0;
   for (const Piece& p : pieces) {
-    added += pins.new_bytes(internal::pin_span_of(MapEntry{0, p.mapping.host, p.mapping.perm,
-                                                           p.pin_domain}));
+    added += pins.new_bytes(
+        internal::pin_span_of(MapEntry{0, p.mapping.host, p.mapping.perm, p.pin_domain}));
   }
   uint64_t limit = options.pinned_limit;
   if (added > 0 && (pins.pinned_bytes() > limit || added > limit - pins.pinned_bytes())) {
@@ -170,9 +169,11 @@ Result<void> IoasidContext::State::install(Ioas& x, const std::vector<Piece>& pi
         (void)b->unmap(x.info.id, pieces[j].mapping.iova, pieces[j].mapping.host.length);
       }
       for (DmaBackend* d : done) {
-        for (const Piece& q : pieces) (void)d->unmap(x.info.id, q.mapping.iova, q.mapping.host.length);
+        for (const Piece& q : pieces)
+          (void)d->unmap(x.info.id, q.mapping.iova, q.mapping.host.length);
       }
-      return std::move(r).error().context("mirroring a mapping of " + internal::describe(x.info.id));
+      return std::move(r).error().context("mirroring a mapping of " +
+                                          internal::describe(x.info.id));
     }
     done.push_back(b);
   }
@@ -181,10 +182,10 @@ Result<void> IoasidContext::State::install(Ioas& x, const std::vector<Piece>& pi
     // Pieces are in IOVA order, so each insertion goes right before the next existing entry.
     auto hint = x.table->entries.lower_bound(pieces.front().mapping.iova.value);
     for (const Piece& p : pieces) {
-      hint = x.table->entries.emplace_hint(
-          hint, p.mapping.iova.value,
-          MapEntry{p.mapping.iova.value + (p.mapping.host.length - 1), p.mapping.host,
-                   p.mapping.perm, p.pin_domain});
+      hint =
+          x.table->entries.emplace_hint(hint, p.mapping.iova.value,
+                                        MapEntry{p.mapping.iova.value + (p.mapping.host.length - 1),
+                                                 p.mapping.host, p.mapping.perm, p.pin_domain});
       ++hint;
     }
   }
@@ -229,8 +230,9 @@ Result<uint64_t> IoasidContext::unmap(IoasId id, Iova iova, uint64_t length) {
   }
   if (begin == end) {
     if (all) return uint64_t{0};
-    return Error(Errc::kNotFound, fmt::format("nothing is mapped in {} of {}",
-                                              to_string({iova, Iova(last)}), internal::describe(id)));
+    return Error(Errc::kNotFound,
+                 fmt::format("nothing is mapped in {} of {}", to_string({iova, Iova(last)}),
+                             internal::describe(id)));
   }
   for (const auto& [b, count] : x->backends) {
     if (auto r = b->unmap(id, iova, length); !r.ok()) {
@@ -301,7 +303,8 @@ Result<void> IoasidContext::allow_iovas(IoasId id, std::vector<IovaRange> ranges
   std::lock_guard lock(s_->mu);
   IOASIS_ASSIGN_OR_RETURN(Ioas * x, s_->find_ioas(id));
   for (const IovaRange& a : ranges) {
-    if (a.first > a.last) return Error(Errc::kInvalidArgument, "allowed range ends before it starts");
+    if (a.first > a.last)
+      return Error(Errc::kInvalidArgument, "allowed range ends before it starts");
     for (const auto& r : x->reserved) {
       if (a.intersects(r.range)) {
         return Error(Errc::kFailedPrecondition,
@@ -318,17 +321,17 @@ Result<void> IoasidContext::allow_iovas(IoasId id, std::vector<IovaRange> ranges
 Result<void> IoasidContext::reserve_iovas(IoasId id, IovaRange range) {
   std::lock_guard lock(s_->mu);
   IOASIS_ASSIGN_OR_RETURN(Ioas * x, s_->find_ioas(id));
-  if (range.first > range.last) return Error(Errc::kInvalidArgument, "reserved range ends before it starts");
+  if (range.first > range.last)
+    return Error(Errc::kInvalidArgument, "reserved range ends before it starts");
   auto it = x->table->entries.upper_bound(range.last.value);
   if (it != x->table->entries.begin() && std::prev(it)->second.last >= range.first.value) {
-    return Error(Errc::kFailedPrecondition,
-                 "cannot reserve " + to_string(range) + ": it is mapped in " + internal::describe(id));
+    return Error(Errc::kFailedPrecondition, "cannot reserve " + to_string(range) +
+                                                ": it is mapped in " + internal::describe(id));
   }
   for (const IovaRange& a : x->allowed) {
     if (a.intersects(range)) {
-      return Error(Errc::kFailedPrecondition,
-                   "cannot reserve " + to_string(range) + ": it intersects allowed range " +
-                       to_string(a));
+      return Error(Errc::kFailedPrecondition, "cannot reserve " + to_string(range) +
+                                                  ": it intersects allowed range " + to_string(a));
     }
   }
   x->reserved.push_back({range, std::nullopt});

@@ -24,10 +24,10 @@ struct MapEntry {
 };
 
 // Mappings keyed by first IOVA; entries never overlap. A B-tree rather than a red-black tree: with
-// a million mappings, lookups touch a few cache lines instead of twenty. Writers hold `mu` exclusively and bump
-// `epoch` before releasing it whenever a translation goes away, which is what invalidates every
-// IOTLB entry filled earlier. Readers on the control thread skip the lock: the context serializes
-// all writers.
+// a million mappings, lookups touch a few cache lines instead of twenty. Writers hold `mu`
+// exclusively and bump `epoch` before releasing it whenever a translation goes away, which is what
+// invalidates every IOTLB entry filled earlier. Readers on the control thread skip the lock: the
+// context serializes all writers.
 using EntryMap = absl::btree_map<uint64_t, MapEntry>;
 
 struct IoasTable {

@@ -16,21 +16,30 @@ using internal::Ioas;
 
 const char* ioas_kind_name(IoasKind kind) {
   switch (kind) {
-    case IoasKind::kGuestRam: return "guest-ram";
-    case IoasKind::kHostManaged: return "host-managed";
-    case IoasKind::kGuestDomain: return "guest-domain";
+    case IoasKind::kGuestRam:
+      return "guest-ram";
+    case IoasKind::kHostManaged:
+      return "host-managed";
+    case IoasKind::kGuestDomain:
+      return "guest-domain";
   }
   return "unknown";
 }
 
-std::string to_string(IovaRange r) { return fmt::format("[{:#x}, {:#x}]", r.first.value, r.last.value); }
+std::string to_string(IovaRange r) {
+  return fmt::format("[{:#x}, {:#x}]", r.first.value, r.last.value);
+}
 
 std::string to_string(Perm p) {
   switch (p) {
-    case Perm::kNone: return "none";
-    case Perm::kRead: return "read";
-    case Perm::kWrite: return "write";
-    case Perm::kReadWrite: return "read-write";
+    case Perm::kNone:
+      return "none";
+    case Perm::kRead:
+      return "read";
+    case Perm::kWrite:
+      return "write";
+    case Perm::kReadWrite:
+      return "read-write";
   }
   return "?";
 }
@@ -134,9 +143,8 @@ Result<void> IoasidContext::destroy_ioas(IoasId id) {
   std::lock_guard lock(s_->mu);
   IOASIS_ASSIGN_OR_RETURN(Ioas * x, s_->find_ioas(id));
   if (!x->devices.empty()) {
-    return Error(Errc::kFailedPrecondition,
-                 fmt::format("{} is busy: {} device(s) attached", internal::describe(id),
-                             x->devices.size()));
+    return Error(Errc::kFailedPrecondition, fmt::format("{} is busy: {} device(s) attached",
+                                                        internal::describe(id), x->devices.size()));
   }
   for (const auto& [first, e] : x->table->entries) s_->pins.unpin(internal::pin_span_of(e));
   s_->ioas.erase(id.value);
@@ -159,7 +167,8 @@ std::vector<IoasInfo> IoasidContext::list() const {
 // ---- Devices ----
 
 Result<DeviceId> IoasidContext::join(DeviceSpec spec) {
-  if (!spec.backend) return Error(Errc::kInvalidArgument, "device '" + spec.name + "' has no backend");
+  if (!spec.backend)
+    return Error(Errc::kInvalidArgument, "device '" + spec.name + "' has no backend");
   std::lock_guard lock(s_->mu);
   for (const auto& [id, d] : s_->devices) {
     if (d.name == spec.name) {
@@ -211,13 +220,13 @@ Result<void> check_group(const std::map<uint32_t, Device>& devices, const Device
   for (const auto& [id, other] : devices) {
     if (other.id == dev.id || other.group != dev.group || !other.ioas) continue;
     if (*other.ioas == target) continue;
-    return Error(Errc::kPermissionDenied,
-                 fmt::format("cannot attach {} to {}: {} of the same isolation group {} is "
-                             "attached to {}, and devices of one group must share an address "
-                             "space",
-                             internal::describe(dev), internal::describe(target),
-                             internal::describe(other), dev.group.value,
-                             internal::describe(*other.ioas)));
+    return Error(
+        Errc::kPermissionDenied,
+        fmt::format("cannot attach {} to {}: {} of the same isolation group {} is "
+                    "attached to {}, and devices of one group must share an address "
+                    "space",
+                    internal::describe(dev), internal::describe(target), internal::describe(other),
+                    dev.group.value, internal::describe(*other.ioas)));
   }
   return {};
 }
@@ -226,9 +235,9 @@ Result<void> check_group(const std::map<uint32_t, Device>& devices, const Device
 // never silently loses a translation.
 Result<void> check_fits(const Ioas& x, const Device& dev, const Aperture& ap) {
   auto fail = [&](const std::string& why) {
-    return Error(Errc::kFailedPrecondition, fmt::format("cannot attach {} to {}: {}",
-                                                        internal::describe(dev),
-                                                        internal::describe(x.info.id), why));
+    return Error(Errc::kFailedPrecondition,
+                 fmt::format("cannot attach {} to {}: {}", internal::describe(dev),
+                             internal::describe(x.info.id), why));
   };
   const auto& entries = x.table->entries;
   if (!entries.empty()) {
@@ -291,7 +300,8 @@ Result<void> IoasidContext::attach(DeviceId id, IoasId ioas) {
 Result<void> IoasidContext::detach(DeviceId id) {
   std::lock_guard lock(s_->mu);
   IOASIS_ASSIGN_OR_RETURN(Device * d, s_->find_device(id));
-  if (!d->ioas) return Error(Errc::kFailedPrecondition, internal::describe(*d) + " is not attached");
+  if (!d->ioas)
+    return Error(Errc::kFailedPrecondition, internal::describe(*d) + " is not attached");
   Ioas& x = s_->ioas.at(d->ioas->value);
   IOASIS_TRY(d->backend->detach(id, x.info.id));
   d->slot->point_to(nullptr);
@@ -306,7 +316,8 @@ Result<void> IoasidContext::replace(DeviceId id, IoasId ioas) {
   std::lock_guard lock(s_->mu);
   IOASIS_ASSIGN_OR_RETURN(Device * d, s_->find_device(id));
   IOASIS_ASSIGN_OR_RETURN(Ioas * to, s_->find_ioas(ioas));
-  if (!d->ioas) return Error(Errc::kFailedPrecondition, internal::describe(*d) + " is not attached");
+  if (!d->ioas)
+    return Error(Errc::kFailedPrecondition, internal::describe(*d) + " is not attached");
   if (*d->ioas == ioas) return {};
   Ioas& from = s_->ioas.at(d->ioas->value);
   std::vector<Device*> movers;
@@ -326,7 +337,8 @@ Result<void> IoasidContext::replace(DeviceId id, IoasId ioas) {
       // Put the devices already moved back where their group still is.
       for (size_t j = 0; j < i; ++j) {
         (void)movers[j]->backend->attach(movers[j]->id, from.info.id);
-        if (--to->backends[movers[j]->backend.get()] == 0) to->backends.erase(movers[j]->backend.get());
+        if (--to->backends[movers[j]->backend.get()] == 0)
+          to->backends.erase(movers[j]->backend.get());
       }
       return r;
     }

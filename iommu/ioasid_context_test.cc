@@ -137,7 +137,9 @@ TEST_F(IoasidContextTest, FixedMapIntoReservedRangeFails) {
 
 TEST_F(IoasidContextTest, AutoIovaStaysInsideAllowedRanges) {
   IoasId x = create();
-  ASSERT_TRUE(ctx.allow_iovas(x, {{Iova(0x100000), Iova(0x103fff)}, {Iova(0x200000), Iova(0x2fffff)}}).ok());
+  ASSERT_TRUE(
+      ctx.allow_iovas(x, {{Iova(0x100000), Iova(0x103fff)}, {Iova(0x200000), Iova(0x2fffff)}})
+          .ok());
   auto a = ctx.map(x, std::nullopt, host_at(0, 0x4000), Perm::kRead);
   auto b = ctx.map(x, std::nullopt, host_at(0x4000, 0x4000), Perm::kRead);
   ASSERT_TRUE(a.ok() && b.ok());
@@ -203,8 +205,9 @@ TEST_F(IoasidContextTest, AttachingASmallerApertureNarrowsIovaRanges) {
 
 TEST_F(IoasidContextTest, AttachingALargerPageSizeRaisesTheAlignment) {
   IoasId x = create();
-  DeviceId d = join("big-pages", std::nullopt,
-                    std::make_shared<SoftwareBackend>(Aperture{{Iova(0), Iova(UINT64_MAX)}, 0x10000}));
+  DeviceId d =
+      join("big-pages", std::nullopt,
+           std::make_shared<SoftwareBackend>(Aperture{{Iova(0), Iova(UINT64_MAX)}, 0x10000}));
   EXPECT_EQ(*ctx.iova_alignment(x), kPageSize);
   ASSERT_TRUE(ctx.attach(d, x).ok());
   EXPECT_EQ(*ctx.iova_alignment(x), 0x10000u);
@@ -229,8 +232,9 @@ TEST_F(IoasidContextTest, AttachIsRefusedWhenMappingsLieOutsideTheAperture) {
 TEST_F(IoasidContextTest, AttachIsRefusedWhenMappingsDoNotFitTheDevicePageSize) {
   IoasId x = create();
   ASSERT_TRUE(ctx.map(x, Iova(0x11000), host_at(0, 0x1000), Perm::kRead).ok());
-  DeviceId d = join("big-pages", std::nullopt,
-                    std::make_shared<SoftwareBackend>(Aperture{{Iova(0), Iova(UINT64_MAX)}, 0x10000}));
+  DeviceId d =
+      join("big-pages", std::nullopt,
+           std::make_shared<SoftwareBackend>(Aperture{{Iova(0), Iova(UINT64_MAX)}, 0x10000}));
   auto r = ctx.attach(d, x);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), Errc::kFailedPrecondition);
@@ -303,10 +307,9 @@ TEST_F(IoasidContextTest, AttachTwiceAsksForReplace) {
 
 TEST_F(IoasidContextTest, JoinRejectsDuplicateNamesAndLeaveRequiresDetach) {
   DeviceId d = join("dup");
-  EXPECT_EQ(ctx.join(DeviceSpec{"dup", std::nullopt, std::make_shared<SoftwareBackend>()})
-                .error()
-                .code(),
-            Errc::kAlreadyExists);
+  EXPECT_EQ(
+      ctx.join(DeviceSpec{"dup", std::nullopt, std::make_shared<SoftwareBackend>()}).error().code(),
+      Errc::kAlreadyExists);
   IoasId x = create();
   ASSERT_TRUE(ctx.attach(d, x).ok());
   EXPECT_EQ(ctx.leave(d).error().code(), Errc::kFailedPrecondition);

@@ -68,8 +68,8 @@ class ModelTest : public ::testing::TestWithParam<uint32_t> {
   void SetUp() override {
     for (int i = 0; i < kSpaces; ++i) ioas_[i] = *ctx_.create_ioas(IoasKind::kGuestDomain);
     for (int i = 0; i < kDevices; ++i) {
-      dev_[i] = *ctx_.join(DeviceSpec{"dev" + std::to_string(i), std::nullopt,
-                                      std::make_shared<SoftwareBackend>()});
+      dev_[i] = *ctx_.join(
+          DeviceSpec{"dev" + std::to_string(i), std::nullopt, std::make_shared<SoftwareBackend>()});
       view_[i] = std::move(*ctx_.dma_view(dev_[i]));
     }
   }
@@ -171,9 +171,9 @@ void ModelTest::do_copy() {
       return;
     }
     uint64_t piece_last = std::min(m->last, src_iova + len - 1);
-    pieces.push_back({dst_iova + (cursor - src_iova),
-                      ModelMapping{dst_iova + (piece_last - src_iova), m->hva + (cursor - first),
-                                   m->perm}});
+    pieces.push_back(
+        {dst_iova + (cursor - src_iova),
+         ModelMapping{dst_iova + (piece_last - src_iova), m->hva + (cursor - first), m->perm}});
     cursor = piece_last + 1;
   }
   if (model_.overlaps(dst, dst_iova, dst_iova + len - 1)) {
@@ -240,10 +240,22 @@ void ModelTest::check() {
 TEST_P(ModelTest, RandomOperationsMatchTheReferenceModel) {
   for (int step = 0; step < 20000; ++step) {
     switch (rnd(8)) {
-      case 0: case 1: case 2: ASSERT_NO_FATAL_FAILURE(do_map()); break;
-      case 3: case 4: ASSERT_NO_FATAL_FAILURE(do_unmap()); break;
-      case 5: case 6: ASSERT_NO_FATAL_FAILURE(do_copy()); break;
-      default: ASSERT_NO_FATAL_FAILURE(do_attach()); break;
+      case 0:
+      case 1:
+      case 2:
+        ASSERT_NO_FATAL_FAILURE(do_map());
+        break;
+      case 3:
+      case 4:
+        ASSERT_NO_FATAL_FAILURE(do_unmap());
+        break;
+      case 5:
+      case 6:
+        ASSERT_NO_FATAL_FAILURE(do_copy());
+        break;
+      default:
+        ASSERT_NO_FATAL_FAILURE(do_attach());
+        break;
     }
     ASSERT_NO_FATAL_FAILURE(check()) << "after step " << step;
   }

@@ -9,8 +9,7 @@ uint64_t PinTracker::new_bytes(const PinSpan& span) const {
   uint64_t covered = 0;
   auto it = segs_.upper_bound(Key{span.domain, span.start});
   if (it != segs_.begin()) --it;
-  for (; it != segs_.end() && it->first.domain == span.domain && it->first.start < span.end;
-       ++it) {
+  for (; it != segs_.end() && it->first.domain == span.domain && it->first.start < span.end; ++it) {
     uint64_t lo = std::max(it->first.start, span.start);
     uint64_t hi = std::min(it->second.end, span.end);
     if (hi > lo) covered += hi - lo;

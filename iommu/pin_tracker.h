@@ -3,10 +3,11 @@
 // is a memfd, mapped at different HVAs by different users) and by HVA otherwise.
 #pragma once
 
+#include <absl/container/btree_map.h>
+
 #include <compare>
 #include <cstddef>
 #include <cstdint>
-#include <absl/container/btree_map.h>
 
 namespace ioasis::iommu::internal {
 

@@ -30,8 +30,8 @@ Result<void> IommufdBackend::bind(DeviceId device, int vfio_cdev_fd) {
   vfio_device_bind_iommufd bind{};
   bind.argsz = sizeof(bind);
   bind.iommufd = fd_.get();
-  IOASIS_TRY(kernel_ioctl(io_, vfio_cdev_fd, VFIO_DEVICE_BIND_IOMMUFD, &bind,
-                          "VFIO_DEVICE_BIND_IOMMUFD"));
+  IOASIS_TRY(
+      kernel_ioctl(io_, vfio_cdev_fd, VFIO_DEVICE_BIND_IOMMUFD, &bind, "VFIO_DEVICE_BIND_IOMMUFD"));
   devices_[device.value] = Bound{vfio_cdev_fd, bind.out_devid, std::nullopt};
   return {};
 }

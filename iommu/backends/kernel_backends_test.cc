@@ -33,15 +33,16 @@ class IommufdUapi : public ::testing::TestWithParam<bool> {
     auto fd = open_kernel_fd(*io_, "/dev/iommu", O_RDWR);
     ASSERT_TRUE(fd.ok()) << fd.error().message();
     fd_ = std::move(*fd);
-    auto mem = MappedRegion::map(0x10000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    auto mem =
+        MappedRegion::map(0x10000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     ASSERT_TRUE(mem.ok());
     mem_ = std::move(*mem);
     iommu_ioas_alloc alloc{sizeof(alloc), 0, 0};
     ASSERT_EQ(io_->ioctl(fd_.get(), IOMMU_IOAS_ALLOC, &alloc), 0);
     ioas_ = alloc.out_ioas_id;
   }
-  int map(uint64_t iova, uint64_t length, uint32_t flags = IOMMU_IOAS_MAP_FIXED_IOVA |
-                                                            IOMMU_IOAS_MAP_READABLE) {
+  int map(uint64_t iova, uint64_t length,
+          uint32_t flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE) {
     iommu_ioas_map m{};
     m.size = sizeof(m);
     m.flags = flags;
@@ -126,8 +127,9 @@ TEST_F(IommufdBackendTest, DevicesSharingAnAddressSpaceShareOneKernelIoas) {
   EXPECT_EQ(fake_.attached_pt(cdev(0)), k);
   EXPECT_EQ(fake_.attached_pt(cdev(1)), k);
   ASSERT_EQ(fake_.ioas_mappings(k)->size(), 1u);  // replayed once
-  EXPECT_EQ(fake_.ioas_mappings(k)->begin()->second.flags,
-            uint32_t{IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE});
+  EXPECT_EQ(
+      fake_.ioas_mappings(k)->begin()->second.flags,
+      uint32_t{IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE});
   ASSERT_TRUE(ctx_.map(x, Iova(0x200000), host(0x4000, 0x1000), Perm::kRead).ok());
   EXPECT_EQ(fake_.ioas_mappings(k)->size(), 2u);
   ASSERT_TRUE(ctx_.unmap(x, Iova(0), UINT64_MAX).ok());
@@ -226,7 +228,8 @@ TEST(VfioType1Backend, ReplaceMovesTheGroupToTheTargetContainer) {
   ASSERT_TRUE(backend->add_device(a, "/dev/vfio/6").ok());
   IoasId x = *ctx.create_ioas(IoasKind::kHostManaged);
   IoasId y = *ctx.create_ioas(IoasKind::kHostManaged);
-  ASSERT_TRUE(ctx.map(y, Iova(0x100000), HostRange{Hva(0x7f0000000000), 0x1000}, Perm::kReadWrite).ok());
+  ASSERT_TRUE(
+      ctx.map(y, Iova(0x100000), HostRange{Hva(0x7f0000000000), 0x1000}, Perm::kReadWrite).ok());
   ASSERT_TRUE(ctx.attach(a, x).ok());
   ASSERT_TRUE(ctx.replace(a, y).ok());
   EXPECT_FALSE(backend->has_container(x));

@@ -35,8 +35,7 @@ Result<KernelFd> open_kernel_fd(KernelIo& io, const std::string& path, int flags
   return KernelFd(&io, fd);
 }
 
-Result<int> kernel_ioctl(KernelIo& io, int fd, unsigned long request, void* arg,
-                         const char* what) {
+Result<int> kernel_ioctl(KernelIo& io, int fd, unsigned long request, void* arg, const char* what) {
   int r = io.ioctl(fd, request, arg);
   if (r < 0) return Error::from_errno(what, -r);
   return r;

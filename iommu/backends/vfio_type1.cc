@@ -14,7 +14,8 @@ Result<void> VfioType1Backend::add_device(DeviceId device, const std::string& gr
     IOASIS_ASSIGN_OR_RETURN(KernelFd fd, open_kernel_fd(io_, group_path, O_RDWR));
     vfio_group_status status{};
     status.argsz = sizeof(status);
-    IOASIS_TRY(kernel_ioctl(io_, fd.get(), VFIO_GROUP_GET_STATUS, &status, "VFIO_GROUP_GET_STATUS"));
+    IOASIS_TRY(
+        kernel_ioctl(io_, fd.get(), VFIO_GROUP_GET_STATUS, &status, "VFIO_GROUP_GET_STATUS"));
     if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE)) {
       return Error(Errc::kFailedPrecondition,
                    group_path + " is not viable: bind all its devices to vfio-pci");
@@ -32,12 +33,12 @@ Result<VfioType1Backend::Container*> VfioType1Backend::container_for(IoasId ioas
   IOASIS_ASSIGN_OR_RETURN(int version, kernel_ioctl(io_, fd.get(), VFIO_GET_API_VERSION, nullptr,
                                                     "VFIO_GET_API_VERSION"));
   if (version != VFIO_API_VERSION) {
-    return Error(Errc::kUnsupported, fmt::format("VFIO API version {} is not {}", version,
-                                                 VFIO_API_VERSION));
+    return Error(Errc::kUnsupported,
+                 fmt::format("VFIO API version {} is not {}", version, VFIO_API_VERSION));
   }
-  IOASIS_ASSIGN_OR_RETURN(int has, kernel_ioctl(io_, fd.get(), VFIO_CHECK_EXTENSION,
-                                                ioctl_value(VFIO_TYPE1v2_IOMMU),
-                                                "VFIO_CHECK_EXTENSION"));
+  IOASIS_ASSIGN_OR_RETURN(
+      int has, kernel_ioctl(io_, fd.get(), VFIO_CHECK_EXTENSION, ioctl_value(VFIO_TYPE1v2_IOMMU),
+                            "VFIO_CHECK_EXTENSION"));
   if (has <= 0) return Error(Errc::kUnsupported, "the host has no VFIO type1v2 IOMMU");
   Container& c = containers_[ioas.value];
   c.fd = std::move(fd);
@@ -101,7 +102,8 @@ Result<void> VfioType1Backend::map(IoasId ioas, const DmaMapping& m) {
   req.vaddr = m.host.hva.value;
   req.iova = m.iova.value;
   req.size = m.host.length;
-  IOASIS_TRY(kernel_ioctl(io_, it->second.fd.get(), VFIO_IOMMU_MAP_DMA, &req, "VFIO_IOMMU_MAP_DMA"));
+  IOASIS_TRY(
+      kernel_ioctl(io_, it->second.fd.get(), VFIO_IOMMU_MAP_DMA, &req, "VFIO_IOMMU_MAP_DMA"));
   return {};
 }
 
@@ -116,8 +118,8 @@ Result<void> VfioType1Backend::unmap(IoasId ioas, Iova iova, uint64_t length) {
     req.iova = iova.value;
     req.size = length;
   }
-  IOASIS_TRY(kernel_ioctl(io_, it->second.fd.get(), VFIO_IOMMU_UNMAP_DMA, &req,
-                          "VFIO_IOMMU_UNMAP_DMA"));
+  IOASIS_TRY(
+      kernel_ioctl(io_, it->second.fd.get(), VFIO_IOMMU_UNMAP_DMA, &req, "VFIO_IOMMU_UNMAP_DMA"));
   return {};
 }
 

@@ -103,7 +103,8 @@ int FakeKernel::ioctl(int fd, unsigned long request, void* arg) {
   auto file = files_.find(fd);
   if (file == files_.end()) return -EBADF;
   for (const Entry& e : kTable) {
-    if (e.request == request && e.kind == file->second.kind) return (this->*e.handler)(file->second, arg);
+    if (e.request == request && e.kind == file->second.kind)
+      return (this->*e.handler)(file->second, arg);
   }
   return -ENOTTY;
 }

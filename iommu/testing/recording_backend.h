@@ -38,7 +38,8 @@ class RecordingBackend : public DmaBackend {
   }
   Result<void> unmap(IoasId ioas, Iova iova, uint64_t length) override {
     auto& mirror = mirrors[ioas.value];
-    uint64_t last = (iova.value == 0 && length == UINT64_MAX) ? UINT64_MAX : iova.value + length - 1;
+    uint64_t last =
+        (iova.value == 0 && length == UINT64_MAX) ? UINT64_MAX : iova.value + length - 1;
     for (auto it = mirror.lower_bound(iova.value); it != mirror.end() && it->first <= last;) {
       it = mirror.erase(it);
     }
@@ -58,7 +59,7 @@ class RecordingBackend : public DmaBackend {
   int maps = 0;
   int copies = 0;
   std::vector<std::string> calls;
-  std::map<uint32_t, uint32_t> where;                       // device -> ioas
+  std::map<uint32_t, uint32_t> where;                        // device -> ioas
   std::map<uint32_t, std::map<uint64_t, uint64_t>> mirrors;  // ioas -> iova -> length
 
  private:
