@@ -16,3 +16,8 @@ bash scripts/build.sh build
 ctest_args=(--test-dir build --output-on-failure -j 2 --timeout 600)
 ((quick)) && ctest_args+=(-LE slow)
 ctest "${ctest_args[@]}"
+
+if ((!quick)); then
+  # The IOAS lookup path takes no global lock: its tests run again under ThreadSanitizer.
+  bash iommu/tsan.sh --gtest_brief=1
+fi
