@@ -7,7 +7,7 @@
 
 #include "base/log.h"
 #include "vmm/config/vm_config.h"
-#include "vmm/vm.h"
+#include "vmm/vmm.h"
 
 namespace {
 
@@ -81,16 +81,14 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "ioasis: {}\n", config.error().message());
     return kExitUsage;
   }
-  auto vm = ioasis::Vm::create(*config);
-  if (!vm) {
-    spdlog::error("{}", vm.error().message());
+  ioasis::Vmm vmm(/*exit_with_vm=*/true);
+  if (auto r = vmm.create(*config); !r) {
+    spdlog::error("{}", r.error().message());
     return kExitVmmError;
   }
-  ioasis::VmExit exit = (*vm)->run();
-  if (exit.kind == ioasis::VmExit::Kind::kVcpuError) {
-    spdlog::error("VM stopped: {}", exit.detail);
-  } else {
-    spdlog::info("VM stopped: {}", exit.detail);
+  if (auto r = vmm.boot(); !r) {
+    spdlog::error("{}", r.error().message());
+    return kExitVmmError;
   }
-  return exit.exit_status();
+  return vmm.run();
 }
