@@ -147,6 +147,7 @@ Result<void> Vm::create_serial() {
   }
   serial_ = std::make_shared<devices::Serial>(interrupts_->legacy_line(layout::kIrqCom1), serial_output_);
   IOASIS_TRY(pio_.insert(serial_, layout::kPortCom1, 8));
+  devices_.push_back({"serial0", "serial", "", false, ""});
   if (serial_socket_) serial_socket_->start();
   return {};
 }

@@ -25,6 +25,15 @@
 
 namespace ioasis {
 
+// A device of the running VM, as the API lists it.
+struct DeviceRecord {
+  std::string id;
+  std::string kind;  // "serial", "virtio-blk", "virtio-iommu", "vfio-user", ...
+  std::string bdf;   // "00:03.0" for PCI functions
+  bool iommu = false;
+  std::string failure;
+};
+
 class Vm {
  public:
   // Called once, from whichever thread saw it first, when the VM stops by itself (power-off,
@@ -51,6 +60,7 @@ class Vm {
   boost::asio::io_context& io() { return io_; }
   const GuestMemory& memory() const { return *memory_; }
   const VmConfig& config() const { return config_; }
+  const std::vector<DeviceRecord>& devices() const { return devices_; }
 
  private:
   Vm(const VmConfig& config, boost::asio::io_context& io, ExitHandler on_exit);
@@ -86,6 +96,7 @@ class Vm {
   Gpa rsdp_;
   std::optional<boot::BootEntry> entry_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
+  std::vector<DeviceRecord> devices_;
 
   std::unique_ptr<boost::asio::posix::stream_descriptor> stdin_;
   std::array<uint8_t, 256> stdin_buf_{};

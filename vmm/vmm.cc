@@ -70,7 +70,9 @@ Result<VmConfig*> Vmm::config_for_coldplug() {
 }
 
 Result<void> Vmm::boot() {
-  if (state_ != VmState::kCreated) return wrong_state("boot", state_);
+  // A VM that was shut down boots again from its configuration, as a fresh machine.
+  if (state_ != VmState::kCreated && state_ != VmState::kShutdown) return wrong_state("boot", state_);
+  vm_.reset();
   uint64_t generation = ++generation_;
   auto on_exit = [this, generation](const VmExit& exit) {
     asio::post(io_, [this, generation, exit] {

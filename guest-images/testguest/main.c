@@ -11,6 +11,7 @@ static const struct scenario kScenarios[] = {
     {"pci", "PCI enumeration through 0xcf8 and ECAM, BARs, capabilities, MSI-X tables",
      scenario_pci},
     {"irq", "IDT, LAPIC self-IPI and one-shot timer, EOI", scenario_irq},
+    {"heartbeat", "stays up, printing a tick per LAPIC timer period", scenario_heartbeat},
 };
 
 enum { kScenarioNameMax = 32 };
