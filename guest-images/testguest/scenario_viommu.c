@@ -25,15 +25,21 @@ static void check_attach(struct viommu_env* env) {
   check_status(iommu_attach(io, dom(env, 1), ep1, 0), kIommuSOk,
                "ATTACH ep1 to domain 1 (shared domain)");
   struct virtio_iommu_req_attach r = {{kIommuTAttach, {0}}, dom(env, 2), ep0, 0, {0, 0, 1, 0}};
-  check_status(virtio_iommu_send(io, &r, sizeof(r), 4), kIommuSInval,
-               "ATTACH with non-zero reserved bytes");
+  check_status_known_qemu_departure(env, virtio_iommu_send(io, &r, sizeof(r), 4), kIommuSInval,
+                                    "ATTACH with non-zero reserved bytes is S_INVAL");
+  // Whatever the status, put ep0 back in domain 1 for what follows.
+  iommu_attach(io, dom(env, 1), ep0, 0);
   r = (struct virtio_iommu_req_attach){{kIommuTAttach, {0}}, dom(env, 2), ep0, 1u << 1, {0}};
   check_status(virtio_iommu_send(io, &r, sizeof(r), 4), kIommuSInval,
                "ATTACH with an undefined flags bit");
   check_status(iommu_attach(io, dom(env, 2), env->absent_endpoint, 0), kIommuSNoEnt,
                "ATTACH of an endpoint that does not exist");
-  check_status(iommu_attach(io, dom(env, 1), ep0, kIommuAttachFBypass), kIommuSInval,
+  check_status(iommu_attach(io, dom(env, 1), ep1, kIommuAttachFBypass), kIommuSInval,
                "ATTACH with BYPASS to an existing non-bypass domain");
+  // A rejected request has no effect, so ep1 is still in domain 1 and DETACH finds it there.
+  check_status_known_qemu_departure(env, iommu_detach(io, dom(env, 1), ep1), kIommuSOk,
+                                    "a rejected ATTACH leaves the endpoint attached where it was");
+  iommu_attach(io, dom(env, 1), ep1, 0);
   // The head's reserved bytes are ignored (5.13.6.2): re-attaching to the same domain is OK.
   r = (struct virtio_iommu_req_attach){{kIommuTAttach, {1, 2, 3}}, dom(env, 1), ep0, 0, {0}};
   check_status(virtio_iommu_send(io, &r, sizeof(r), 4), kIommuSOk,
@@ -82,22 +88,27 @@ static void check_map(struct viommu_env* env) {
                "MAP of the same range again (overlap)");
   check_status(iommu_map(io, d, kIova + 0x3000, kIova + 0x4fff, kPhys, kRw), kIommuSInval,
                "MAP overlapping the last page of a mapping");
-  check_status(iommu_map(io, d, kIova + 0x10800, kIova + 0x11fff, kPhys, kRw), kIommuSRange,
-               "MAP with unaligned virt_start");
-  check_status(iommu_map(io, d, kIova + 0x10000, kIova + 0x10ffe, kPhys, kRw), kIommuSRange,
-               "MAP with unaligned virt_end + 1");
-  check_status(iommu_map(io, d, kIova + 0x10000, kIova + 0x10fff, kPhys + 0x200, kRw),
-               kIommuSRange, "MAP with unaligned phys_start");
-  check_status(iommu_map(io, d, kIova + 0x10000, kIova + 0x10fff, kPhys, 1u << 3), kIommuSInval,
+  // Each unaligned MAP gets its own 64 KiB slot so a device that accepts one cannot make the
+  // next fail for overlap instead.
+  check_status_known_qemu_departure(
+      env, iommu_map(io, d, kIova + 0x10800, kIova + 0x11fff, kPhys, kRw), kIommuSRange,
+      "MAP with unaligned virt_start is S_RANGE");
+  check_status_known_qemu_departure(
+      env, iommu_map(io, d, kIova + 0x20000, kIova + 0x20ffe, kPhys, kRw), kIommuSRange,
+      "MAP with unaligned virt_end + 1 is S_RANGE");
+  check_status_known_qemu_departure(
+      env, iommu_map(io, d, kIova + 0x30000, kIova + 0x30fff, kPhys + 0x200, kRw), kIommuSRange,
+      "MAP with unaligned phys_start is S_RANGE");
+  check_status(iommu_map(io, d, kIova + 0x40000, kIova + 0x40fff, kPhys, 1u << 3), kIommuSInval,
                "MAP with an undefined flags bit");
   check_status(iommu_map(io, dom(env, 9), kIova, kIova + 0xfff, kPhys, kRw), kIommuSNoEnt,
                "MAP into a domain that does not exist");
-  struct virtio_iommu_req_map m = {{kIommuTMap, {9, 9, 9}}, d, kIova + 0x10000, kIova + 0x10fff,
+  struct virtio_iommu_req_map m = {{kIommuTMap, {9, 9, 9}}, d, kIova + 0x50000, kIova + 0x50fff,
                                    kPhys, kIommuMapFRead};
   check_status(virtio_iommu_send(io, &m, sizeof(m), 4), kIommuSOk,
                "MAP read-only with non-zero head reserved bytes (ignored)");
   if (io->pci.negotiated & VIRTIO_IOMMU_F_MMIO) {
-    check_status(iommu_map(io, d, kIova + 0x20000, kIova + 0x20fff, 0xfeb00000, kIommuMapFMmio | kRw),
+    check_status(iommu_map(io, d, kIova + 0x60000, kIova + 0x60fff, 0xfeb00000, kIommuMapFMmio | kRw),
                  kIommuSOk, "MAP with the MMIO flag (negotiated)");
   }
   const struct virtio_iommu_config* c = &io->config;
@@ -144,8 +155,9 @@ static void check_bypass_domain(struct viommu_env* env) {
                "MAP in a bypass domain");
   check_status(iommu_unmap(io, d, kIova, kIova + 0xfff), kIommuSInval, "UNMAP in a bypass domain");
   check_status(iommu_detach(io, d, env->endpoint[1]), kIommuSOk, "DETACH ep1 from domain 5");
-  check_status(iommu_detach(io, dom(env, 4), env->endpoint[0]), kIommuSOk,
-               "DETACH ep0 from domain 4");
+  check_status_known_qemu_departure(env, iommu_detach(io, dom(env, 4), env->endpoint[0]),
+                                    kIommuSOk,
+                                    "ep0 is still in domain 4 after its ATTACH was rejected");
   bool before = io->config.bypass;
   virtio_iommu_set_bypass(io, !before);
   checkf(io->config.bypass == !before, "bypass config field takes %d", !before);
@@ -193,15 +205,18 @@ static void check_probe(struct viommu_env* env) {
   p.reserved[63] = 0x01;
   check_status(virtio_iommu_send(io, &p, sizeof(p), size + 4), kIommuSOk,
                "PROBE with non-zero reserved bytes (ignored)");
+  if (env->qemu) {
+    // QEMU 7.2 aborts (exits on SIGABRT) on this request, so it is not sent there.
+    note("QEMU departs from the spec: PROBE with a properties buffer shorter than probe_size "
+         "(not sent: QEMU 7.2 aborts on it)");
+    return;
+  }
   r = iommu_probe(io, env->endpoint[0], size - 8);
   bool clean = true;
   for (uint32_t i = 0; i < size - 8; i++) clean &= io->reply_page[i] == 0;
-  char detail[64];
-  snprintf(detail, sizeof(detail), "%s, used length %u, properties %s",
-           iommu_status_name(r.status), r.used_len, clean ? "unwritten" : "written");
-  check_spec_known_qemu_departure(env, r.completed && r.status == kIommuSInval && clean,
-                                  "PROBE with a short properties buffer is S_INVAL, no property",
-                                  detail);
+  checkf(r.completed && r.status == kIommuSInval && clean,
+         "PROBE with a short properties buffer: S_INVAL, no property (%s, used length %u)",
+         iommu_status_name(r.status), r.used_len);
 }
 
 static void check_unknown_type(struct viommu_env* env) {

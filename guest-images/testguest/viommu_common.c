@@ -17,6 +17,14 @@ void check_spec_known_qemu_departure(const struct viommu_env* env, bool ok, cons
   check(ok, name);
 }
 
+void check_status_known_qemu_departure(const struct viommu_env* env, struct iommu_result r,
+                                       uint8_t want, const char* what) {
+  char detail[48];
+  snprintf(detail, sizeof(detail), "got %s, want %s",
+           r.completed ? iommu_status_name(r.status) : "no completion", iommu_status_name(want));
+  check_spec_known_qemu_departure(env, r.completed && r.status == want, what, detail);
+}
+
 bool check_status(struct iommu_result r, uint8_t want, const char* what) {
   return checkf(r.completed && r.status == want, "%s: %s (want %s)", what,
                 r.completed ? iommu_status_name(r.status) : "no completion",

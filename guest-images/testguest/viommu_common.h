@@ -32,6 +32,10 @@ bool viommu_env_init(struct viommu_env* env, const struct boot_info* boot);
 void check_spec_known_qemu_departure(const struct viommu_env* env, bool ok, const char* name,
                                      const char* detail);
 
+// check_status for a rule QEMU 7.2 is known to break: on vmm=qemu a miss is printed, not counted.
+void check_status_known_qemu_departure(const struct viommu_env* env, struct iommu_result r,
+                                       uint8_t want, const char* what);
+
 // Status check with the status name in the line: "<what>: <got> (want <want>)".
 bool check_status(struct iommu_result r, uint8_t want, const char* what);
 
