@@ -60,8 +60,8 @@ static void check_move_and_domain_lifetime(struct viommu_env* env) {
   check_status(iommu_map(io, dom(env, 1), kIova, kIova + 0xfff, kPhys, kRw), kIommuSOk,
                "domain 1 still exists while ep1 stays in it");
   check_status(iommu_attach(io, dom(env, 3), ep1, 0), kIommuSOk, "ATTACH moves ep1 to domain 3");
-  check_status(iommu_map(io, dom(env, 1), kIova + 0x1000, kIova + 0x1fff, kPhys, kRw),
-               kIommuSNoEnt, "MAP into domain 1 after its last endpoint moved away");
+  check_status(iommu_map(io, dom(env, 1), kIova + 0x1000, kIova + 0x1fff, kPhys, kRw), kIommuSNoEnt,
+               "MAP into domain 1 after its last endpoint moved away");
   check_status(iommu_detach(io, dom(env, 3), env->absent_endpoint), kIommuSNoEnt,
                "DETACH of an endpoint that does not exist");
   struct iommu_result r = iommu_detach(io, dom(env, 1), ep0);
@@ -90,12 +90,12 @@ static void check_map(struct viommu_env* env) {
                "MAP overlapping the last page of a mapping");
   // Each unaligned MAP gets its own 64 KiB slot so a device that accepts one cannot make the
   // next fail for overlap instead.
-  check_status_known_qemu_departure(
-      env, iommu_map(io, d, kIova + 0x10800, kIova + 0x11fff, kPhys, kRw), kIommuSRange,
-      "MAP with unaligned virt_start is S_RANGE");
-  check_status_known_qemu_departure(
-      env, iommu_map(io, d, kIova + 0x20000, kIova + 0x20ffe, kPhys, kRw), kIommuSRange,
-      "MAP with unaligned virt_end + 1 is S_RANGE");
+  check_status_known_qemu_departure(env,
+                                    iommu_map(io, d, kIova + 0x10800, kIova + 0x11fff, kPhys, kRw),
+                                    kIommuSRange, "MAP with unaligned virt_start is S_RANGE");
+  check_status_known_qemu_departure(env,
+                                    iommu_map(io, d, kIova + 0x20000, kIova + 0x20ffe, kPhys, kRw),
+                                    kIommuSRange, "MAP with unaligned virt_end + 1 is S_RANGE");
   check_status_known_qemu_departure(
       env, iommu_map(io, d, kIova + 0x30000, kIova + 0x30fff, kPhys + 0x200, kRw), kIommuSRange,
       "MAP with unaligned phys_start is S_RANGE");
@@ -103,13 +103,14 @@ static void check_map(struct viommu_env* env) {
                "MAP with an undefined flags bit");
   check_status(iommu_map(io, dom(env, 9), kIova, kIova + 0xfff, kPhys, kRw), kIommuSNoEnt,
                "MAP into a domain that does not exist");
-  struct virtio_iommu_req_map m = {{kIommuTMap, {9, 9, 9}}, d, kIova + 0x50000, kIova + 0x50fff,
-                                   kPhys, kIommuMapFRead};
+  struct virtio_iommu_req_map m = {{kIommuTMap, {9, 9, 9}}, d,     kIova + 0x50000,
+                                   kIova + 0x50fff,         kPhys, kIommuMapFRead};
   check_status(virtio_iommu_send(io, &m, sizeof(m), 4), kIommuSOk,
                "MAP read-only with non-zero head reserved bytes (ignored)");
   if (io->pci.negotiated & VIRTIO_IOMMU_F_MMIO) {
-    check_status(iommu_map(io, d, kIova + 0x60000, kIova + 0x60fff, 0xfeb00000, kIommuMapFMmio | kRw),
-                 kIommuSOk, "MAP with the MMIO flag (negotiated)");
+    check_status(
+        iommu_map(io, d, kIova + 0x60000, kIova + 0x60fff, 0xfeb00000, kIommuMapFMmio | kRw),
+        kIommuSOk, "MAP with the MMIO flag (negotiated)");
   }
   const struct virtio_iommu_config* c = &io->config;
   if (c->input_start <= kMsiStart && c->input_end >= kMsiEnd) {
@@ -155,8 +156,7 @@ static void check_bypass_domain(struct viommu_env* env) {
                "MAP in a bypass domain");
   check_status(iommu_unmap(io, d, kIova, kIova + 0xfff), kIommuSInval, "UNMAP in a bypass domain");
   check_status(iommu_detach(io, d, env->endpoint[1]), kIommuSOk, "DETACH ep1 from domain 5");
-  check_status_known_qemu_departure(env, iommu_detach(io, dom(env, 4), env->endpoint[0]),
-                                    kIommuSOk,
+  check_status_known_qemu_departure(env, iommu_detach(io, dom(env, 4), env->endpoint[0]), kIommuSOk,
                                     "ep0 is still in domain 4 after its ATTACH was rejected");
   bool before = io->config.bypass;
   virtio_iommu_set_bypass(io, !before);
@@ -207,8 +207,9 @@ static void check_probe(struct viommu_env* env) {
                "PROBE with non-zero reserved bytes (ignored)");
   if (env->qemu) {
     // QEMU 7.2 aborts (exits on SIGABRT) on this request, so it is not sent there.
-    note("QEMU departs from the spec: PROBE with a properties buffer shorter than probe_size "
-         "(not sent: QEMU 7.2 aborts on it)");
+    note(
+        "QEMU departs from the spec: PROBE with a properties buffer shorter than probe_size "
+        "(not sent: QEMU 7.2 aborts on it)");
     return;
   }
   r = iommu_probe(io, env->endpoint[0], size - 8);

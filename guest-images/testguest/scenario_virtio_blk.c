@@ -70,8 +70,7 @@ static void check_reads(struct virtio_blk* a, const struct boot_info* boot) {
   check(blk_pattern_mismatches(data, 'a', 3) == 0 &&
             blk_pattern_mismatches(data + kBlkSectorSize, 'a', 4) == 0,
         "sectors 3-4 hold the disk's pattern");
-  checkf(r.used_len >= 2 * kBlkSectorSize + 1, "used length %u covers data and status",
-         r.used_len);
+  checkf(r.used_len >= 2 * kBlkSectorSize + 1, "used length %u covers data and status", r.used_len);
   if (a->pci.negotiated & VIRTIO_F_INDIRECT_DESC) {
     r = read_sectors(a, 7, 1, true);
     take_completion_interrupt();
@@ -84,8 +83,8 @@ static void check_reads(struct virtio_blk* a, const struct boot_info* boot) {
          r.status);
   r = read_sectors(a, a->capacity - 1, 2, false);
   take_completion_interrupt();
-  checkf(r.completed && r.status == kBlkStatusIoErr,
-         "read straddling the capacity gets IOERR (%u)", r.status);
+  checkf(r.completed && r.status == kBlkStatusIoErr, "read straddling the capacity gets IOERR (%u)",
+         r.status);
 }
 
 static void check_writes(struct virtio_blk* a) {
@@ -184,9 +183,8 @@ void scenario_virtio_blk(const struct boot_info* boot) {
     return;
   }
   check(setup_msix(&a), "MSI-X entry 0 routed to the LAPIC");
-  uint64_t features =
-      VIRTIO_BLK_F_BLK_SIZE | VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_DISCARD |
-      VIRTIO_BLK_F_WRITE_ZEROES | VIRTIO_F_INDIRECT_DESC;
+  uint64_t features = VIRTIO_BLK_F_BLK_SIZE | VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_DISCARD |
+                      VIRTIO_BLK_F_WRITE_ZEROES | VIRTIO_F_INDIRECT_DESC;
   if (!check(virtio_blk_start(&a, features, 0, &error), "virtio-blk 0 started on MSI-X vector 0")) {
     printf("virtio-blk 0: %s\n", error);
     return;

@@ -14,7 +14,9 @@ struct unmap_ctx {
   uint64_t phys;
 };
 
-static uint64_t va(const struct unmap_ctx* c, uint64_t page) { return c->iova + page * kViommuPage; }
+static uint64_t va(const struct unmap_ctx* c, uint64_t page) {
+  return c->iova + page * kViommuPage;
+}
 
 static uint8_t map_pages(const struct unmap_ctx* c, uint64_t first, uint64_t last) {
   struct iommu_result r =
@@ -37,8 +39,7 @@ static bool page_mapped(const struct unmap_ctx* c, uint64_t page) {
 
 static void blank(const struct unmap_ctx* c) { unmap_pages(c, 0, kAllPages - 1); }
 
-static bool maps_ok(const struct unmap_ctx* c, uint64_t a0, uint64_t a1, uint64_t b0,
-                    uint64_t b1) {
+static bool maps_ok(const struct unmap_ctx* c, uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1) {
   bool ok = map_pages(c, a0, a1) == kIommuSOk;
   if (b1 >= b0) ok &= map_pages(c, b0, b1) == kIommuSOk;
   return ok;
@@ -111,7 +112,7 @@ void viommu_unmap_examples(struct viommu_env* env, uint32_t domain, uint64_t iov
   struct unmap_ctx c = {env, domain, iova, phys};
   examples_that_succeed(&c);
   examples_that_split(&c);
-  check(unmap_pages(&c, 0, kAllPages - 1) == kIommuSOk && !page_mapped(&c, 0) &&
-            !page_mapped(&c, 14),
-        "an UNMAP over the whole area leaves it blank");
+  check(
+      unmap_pages(&c, 0, kAllPages - 1) == kIommuSOk && !page_mapped(&c, 0) && !page_mapped(&c, 14),
+      "an UNMAP over the whole area leaves it blank");
 }

@@ -37,8 +37,7 @@ bool virtio_blk_start(struct virtio_blk* blk, uint64_t extra_features, uint16_t 
 }
 
 struct blk_result virtio_blk_request(struct virtio_blk* blk, uint32_t type, uint64_t sector,
-                                     uint64_t data, uint32_t len, bool data_is_bus,
-                                     bool indirect) {
+                                     uint64_t data, uint32_t len, bool data_is_bus, bool indirect) {
   blk->header->type = type;
   blk->header->reserved = 0;
   blk->header->sector = sector;
@@ -46,7 +45,8 @@ struct blk_result virtio_blk_request(struct virtio_blk* blk, uint32_t type, uint
   bool device_writes = type == kBlkTypeIn || type == kBlkTypeGetId;
   struct virtq_buf bufs[3];
   int n = 0;
-  bufs[n++] = (struct virtq_buf){(uint64_t)(uintptr_t)blk->header, sizeof(*blk->header), false, false};
+  bufs[n++] =
+      (struct virtq_buf){(uint64_t)(uintptr_t)blk->header, sizeof(*blk->header), false, false};
   if (len) bufs[n++] = (struct virtq_buf){data, len, device_writes, data_is_bus};
   bufs[n++] = (struct virtq_buf){(uint64_t)(uintptr_t)blk->status, 1, true, false};
   virtq_submit_at(&blk->q, 0, bufs, n, indirect);

@@ -79,8 +79,7 @@ bool virtio_blk_start(struct virtio_blk* blk, uint64_t extra_features, uint16_t 
 // One request: header (type, sector), an optional data buffer (bus address when data_is_bus),
 // status byte. Reads and GET_ID have a device-writable data buffer.
 struct blk_result virtio_blk_request(struct virtio_blk* blk, uint32_t type, uint64_t sector,
-                                     uint64_t data, uint32_t len, bool data_is_bus,
-                                     bool indirect);
+                                     uint64_t data, uint32_t len, bool data_is_bus, bool indirect);
 
 // The known pattern of the test disks (integration/make_test_disk.py): byte i of sector s of a
 // disk tagged t is written by blk_pattern.

@@ -86,8 +86,8 @@ struct iommu_result iommu_detach(struct virtio_iommu* iommu, uint32_t domain, ui
 
 struct iommu_result iommu_map(struct virtio_iommu* iommu, uint32_t domain, uint64_t virt_start,
                               uint64_t virt_end, uint64_t phys_start, uint32_t flags) {
-  struct virtio_iommu_req_map r = {
-      {kIommuTMap, {0}}, domain, virt_start, virt_end, phys_start, flags};
+  struct virtio_iommu_req_map r = {{kIommuTMap, {0}}, domain,     virt_start,
+                                   virt_end,          phys_start, flags};
   return virtio_iommu_send(iommu, &r, sizeof(r), kTailSize);
 }
 
@@ -97,8 +97,7 @@ struct iommu_result iommu_unmap(struct virtio_iommu* iommu, uint32_t domain, uin
   return virtio_iommu_send(iommu, &r, sizeof(r), kTailSize);
 }
 
-struct iommu_result iommu_probe(struct virtio_iommu* iommu, uint32_t endpoint,
-                                uint32_t props_len) {
+struct iommu_result iommu_probe(struct virtio_iommu* iommu, uint32_t endpoint, uint32_t props_len) {
   struct virtio_iommu_req_probe r = {{kIommuTProbe, {0}}, endpoint, {0}};
   return virtio_iommu_send(iommu, &r, sizeof(r), props_len + kTailSize);
 }

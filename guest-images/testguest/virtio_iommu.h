@@ -190,8 +190,7 @@ struct iommu_result iommu_map(struct virtio_iommu* iommu, uint32_t domain, uint6
 struct iommu_result iommu_unmap(struct virtio_iommu* iommu, uint32_t domain, uint64_t virt_start,
                                 uint64_t virt_end);
 // PROBE with a properties buffer of props_len bytes; the properties land in reply_page.
-struct iommu_result iommu_probe(struct virtio_iommu* iommu, uint32_t endpoint,
-                                uint32_t props_len);
+struct iommu_result iommu_probe(struct virtio_iommu* iommu, uint32_t endpoint, uint32_t props_len);
 
 // Takes the next fault report within timeout_ms and gives its buffer back to the device.
 bool virtio_iommu_next_fault(struct virtio_iommu* iommu, uint32_t timeout_ms,

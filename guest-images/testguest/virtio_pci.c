@@ -143,10 +143,18 @@ static uint64_t cfg_read(const struct virtio_pci* dev, uint32_t off, int width) 
     uint8_t before = generation(dev);
     uint64_t a = dev->device + off;
     switch (width) {
-      case 1: value = mmio_read8(a); break;
-      case 2: value = mmio_read16(a); break;
-      case 4: value = mmio_read32(a); break;
-      default: value = mmio_read32(a) | (uint64_t)mmio_read32(a + 4) << 32; break;
+      case 1:
+        value = mmio_read8(a);
+        break;
+      case 2:
+        value = mmio_read16(a);
+        break;
+      case 4:
+        value = mmio_read32(a);
+        break;
+      default:
+        value = mmio_read32(a) | (uint64_t)mmio_read32(a + 4) << 32;
+        break;
     }
     if (generation(dev) == before) break;
   }

@@ -69,8 +69,8 @@ struct virtio_pci {
   uint64_t device;
   uint32_t device_len;
   uint32_t notify_multiplier;
-  uint64_t offered;     // device features
-  uint64_t negotiated;  // after virtio_pci_negotiate
+  uint64_t offered;             // device features
+  uint64_t negotiated;          // after virtio_pci_negotiate
   virtio_bus_addr_fn bus_addr;  // NULL: bus address = guest-physical address
   void* bus_ctx;
 };

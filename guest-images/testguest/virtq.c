@@ -28,8 +28,8 @@ bool virtq_init(struct virtq* q, struct virtio_pci* dev, uint16_t index, uint16_
   uint16_t max = virtio_pci_queue_max(dev, index);
   if (max == 0) return false;
   // A restarted queue keeps its page; the device's ring indexes start over from 0 (2.7).
-  uint8_t* page = q->dev == dev && q->index == index && q->desc ? (uint8_t*)q->desc
-                                                                : dma_alloc_page();
+  uint8_t* page =
+      q->dev == dev && q->index == index && q->desc ? (uint8_t*)q->desc : dma_alloc_page();
   if (!page) return false;
   memset(page, 0, kIndirectOffset + kVirtqMaxChain * sizeof(struct virtq_desc));
   *q = (struct virtq){
@@ -42,10 +42,10 @@ bool virtq_init(struct virtq* q, struct virtio_pci* dev, uint16_t index, uint16_
       .indirect = (volatile struct virtq_desc*)(page + kIndirectOffset),
   };
   uint64_t gpa = (uint64_t)(uintptr_t)page;
-  q->notify_addr = virtio_pci_queue_enable(
-      dev, index, q->size, virtio_pci_bus_addr(dev, gpa),
-      virtio_pci_bus_addr(dev, gpa + kAvailOffset), virtio_pci_bus_addr(dev, gpa + kUsedOffset),
-      msix_vector);
+  q->notify_addr =
+      virtio_pci_queue_enable(dev, index, q->size, virtio_pci_bus_addr(dev, gpa),
+                              virtio_pci_bus_addr(dev, gpa + kAvailOffset),
+                              virtio_pci_bus_addr(dev, gpa + kUsedOffset), msix_vector);
   return q->notify_addr != 0;
 }
 
