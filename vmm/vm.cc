@@ -80,6 +80,11 @@ Vm::Vm(const VmConfig& config)
 
 Vm::~Vm() {
   for (auto& v : vcpus_) v->join();
+  // The config-space devices on the buses hold the root, and the root takes its BARs off the
+  // buses when it goes: drop it here, while both buses still exist.
+  (void)pio_.remove(layout::kPortPciConfig);
+  (void)mmio_.remove(layout::kPciEcamStart);
+  pci_.reset();
   if (serial_socket_) serial_socket_->stop();
 }
 
