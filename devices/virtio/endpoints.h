@@ -31,7 +31,8 @@ class IommuEndpoints {
   bool empty() const;
 
   // The virtio-iommu installs its handler; until then faults are logged. The handler runs on the
-  // thread of the faulting device and must not call back into this registry.
+  // faulting device's thread (the control loop) with that device's transport locked, so it must
+  // neither call back into this registry nor into the faulting device.
   void set_fault_handler(FaultHandler handler);
   void report_fault(uint32_t endpoint, const iommu::DmaFault& fault);
 

@@ -1,7 +1,13 @@
 #include "devices/virtio/virtio_pci.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdlib>
+#include <map>
+#include <set>
+
+#include "devices/virtio/blk.h"
 #include "devices/virtio/testing/fake_driver.h"
 #include "devices/virtio/testing/fake_interrupts.h"
 
@@ -278,6 +284,97 @@ TEST_F(VirtioPciTest, NonexistentQueueReadsAsSizeZero) {
 
 TEST_F(VirtioPciTest, DeviceConfigReachesTheDevice) {
   EXPECT_EQ(rd(VirtioPci::kDeviceCfgOffset + 2, 1), 0xa2u);
+}
+
+// A disk behind the virtio-iommu whose request points at an unmapped IOVA: the request fails
+// with IOERR, nothing reaches the buffer, and the fault goes to the transport's reporter.
+TEST_F(VirtioPciTest, DmaFaultOfADeviceReachesTheFaultReporter) {
+  char path[] = "/tmp/ioasis-vpci-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, 64 * 512), 0);
+  ::close(fd);
+  auto blk = Blk::open({.path = path, .queue_size = 16});
+  ::unlink(path);
+  ASSERT_TRUE(blk.ok());
+  VirtioPciOptions o;
+  o.interrupts = &interrupts_;
+  o.dma = guest_.new_view();
+  o.behind_iommu = true;
+  auto t = VirtioPci::create(*blk, std::move(o));
+  ASSERT_TRUE(t.ok());
+  pci_ = *t;
+  std::vector<iommu::DmaFault> faults;
+  pci_->set_fault_reporter([&](const iommu::DmaFault& f) { faults.push_back(f); });
+
+  FakeDriverQueue q(guest_, 16, kRings);
+  status(kStatusAcknowledge | kStatusDriver);
+  write_features(kFeatureVersion1 | kFeatureAccessPlatform);
+  status(kStatusAcknowledge | kStatusDriver | kStatusFeaturesOk);
+  setup_queue(0, q.setup());
+  status(kStatusAcknowledge | kStatusDriver | kStatusFeaturesOk | kStatusDriverOk);
+  ASSERT_NE(status() & kStatusDriverOk, 0);
+
+  guest_.put(kData, VirtioBlkOutHdr{kBlkTypeIn, 0, 0});
+  guest_.put<uint8_t>(kData + 0x100, 0xff);
+  q.add_chain({{kData, 16}, {0x7000000, 512, true}, {kData + 0x100, 1, true}});
+  wr(VirtioPci::kNotifyOffset, 0, 2);
+  EXPECT_EQ(guest_.get<uint8_t>(kData + 0x100), kBlkStatusIoErr);
+  ASSERT_EQ(faults.size(), 1u);
+  EXPECT_EQ(faults[0].iova, Iova(0x7000000));
+  EXPECT_EQ(faults[0].access, iommu::Access::kWrite);
+  EXPECT_EQ(status() & kStatusNeedsReset, 0);
+}
+
+class RecordingIoEvents : public IoEvents {
+ public:
+  struct Registration : IoEventRegistration {
+    Registration(RecordingIoEvents& owner, uint64_t addr) : owner(owner), addr(addr) {
+      owner.live.insert(addr);
+    }
+    ~Registration() override { owner.live.erase(addr); }
+    RecordingIoEvents& owner;
+    uint64_t addr;
+  };
+  Result<std::unique_ptr<IoEventRegistration>> add_mmio(int, uint64_t addr, uint32_t len) override {
+    EXPECT_EQ(len, 2u);
+    return std::unique_ptr<IoEventRegistration>(std::make_unique<Registration>(*this, addr));
+  }
+  std::set<uint64_t> live;
+};
+
+TEST_F(VirtioPciTest, DoorbellsFollowTheBar) {
+  RecordingIoEvents ioevents;
+  VirtioPciOptions o;
+  o.interrupts = &interrupts_;
+  o.dma = guest_.new_view();
+  o.ioevents = &ioevents;
+  pci_ = *VirtioPci::create(device_, std::move(o));
+  pci_->bar_moved(0, 0, 0xc0000000);
+  EXPECT_EQ(ioevents.live, (std::set<uint64_t>{0xc0003000, 0xc0003004}));
+  pci_->bar_moved(0, 0xc0000000, 0xd0000000);
+  EXPECT_EQ(ioevents.live, (std::set<uint64_t>{0xd0003000, 0xd0003004}));
+  pci_->bar_moved(0, 0xd0000000, 0);
+  EXPECT_TRUE(ioevents.live.empty());
+}
+
+TEST_F(VirtioPciTest, WithAControlLoopNotificationsRunThere) {
+  boost::asio::io_context io;
+  VirtioPciOptions o;
+  o.interrupts = &interrupts_;
+  o.dma = guest_.new_view();
+  o.io = &io;
+  pci_ = *VirtioPci::create(device_, std::move(o));
+  FakeDriverQueue q(guest_, 16, kRings);
+  bring_up(q);
+  q.add_chain({{kData, 4}, {kData + 0x100, 4, true}});
+  wr(VirtioPci::kNotifyOffset, 0, 2);
+  EXPECT_EQ(device_->notifications, 0);  // queued, not run on the notifying thread
+  io.poll();
+  EXPECT_EQ(device_->notifications, 1);
+  EXPECT_EQ(q.used_idx(), 1);
+  pci_.reset();  // the watchers go with the transport, while the loop still exists
+  io.poll();
 }
 
 }  // namespace
