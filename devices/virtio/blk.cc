@@ -51,14 +51,18 @@ Result<std::shared_ptr<Blk>> Blk::open(const BlkOptions& options) {
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Error::from_errno(fmt::format("stat {}", options.path));
   if (!S_ISREG(st.st_mode)) {
-    return Error(Errc::kInvalidArgument, fmt::format("disk {} is not a regular file", options.path));
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("disk {} is not a regular file", options.path));
   }
   std::shared_ptr<Blk> blk(new Blk(std::move(fd), options, static_cast<uint64_t>(st.st_size)));
   return blk;
 }
 
 Blk::Blk(UniqueFd fd, const BlkOptions& options, uint64_t size)
-    : fd_(std::move(fd)), readonly_(options.readonly), id_(options.id), queue_size_(options.queue_size) {
+    : fd_(std::move(fd)),
+      readonly_(options.readonly),
+      id_(options.id),
+      queue_size_(options.queue_size) {
   if (id_.empty()) {
     std::string name = options.path.substr(options.path.find_last_of('/') + 1);
     id_ = name.substr(0, kBlkIdBytes);
@@ -96,7 +100,8 @@ void Blk::probe_fallocate() {
   can_zero_range_ =
       ::fallocate(fd_.get(), FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, end, 4096) == 0;
   // Zeroing past the end may have allocated blocks there; give them back.
-  if (can_punch_hole_) ::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, end, 4096);
+  if (can_punch_hole_)
+    ::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, end, 4096);
 }
 
 uint64_t Blk::features() const { return features_; }

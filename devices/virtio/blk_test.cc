@@ -98,7 +98,8 @@ TEST_F(BlkTest, ConfigReportsCapacityInSectors) {
 }
 
 TEST_F(BlkTest, ReadFillsTheBuffersAndCountsTheBytes) {
-  EXPECT_EQ(request(kBlkTypeIn, 3, {{kData, 512, true}, {kData + 0x1000, 512, true}}), kBlkStatusOk);
+  EXPECT_EQ(request(kBlkTypeIn, 3, {{kData, 512, true}, {kData + 0x1000, 512, true}}),
+            kBlkStatusOk);
   EXPECT_EQ(guest_.get<uint8_t>(kData), 3);
   EXPECT_EQ(guest_.get<uint8_t>(kData + 0x1000 + 511), 4);
   EXPECT_EQ(driver_.used(0).len, 1025u);
@@ -134,9 +135,7 @@ TEST_F(BlkTest, GetIdReturnsTheConfiguredId) {
   EXPECT_STREQ(reinterpret_cast<char*>(guest_.ptr(kData)), "disk-7");
 }
 
-TEST_F(BlkTest, UnknownTypeIsUnsupported) {
-  EXPECT_EQ(request(99, 0, {}), kBlkStatusUnsupp);
-}
+TEST_F(BlkTest, UnknownTypeIsUnsupported) { EXPECT_EQ(request(99, 0, {}), kBlkStatusUnsupp); }
 
 TEST_F(BlkTest, WriteZeroesZeroesTheRangeWhereSupported) {
   if (!(blk_->features() & kBlkFeatureWriteZeroes)) GTEST_SKIP() << "no fallocate here";

@@ -8,7 +8,8 @@ namespace ioasis::devices::virtio {
 Result<void> IommuEndpoints::add(uint32_t endpoint, iommu::DeviceId device) {
   std::lock_guard lock(mu_);
   if (!devices_.emplace(endpoint, device).second) {
-    return Error(Errc::kAlreadyExists, fmt::format("endpoint {:#x} is already registered", endpoint));
+    return Error(Errc::kAlreadyExists,
+                 fmt::format("endpoint {:#x} is already registered", endpoint));
   }
   return {};
 }

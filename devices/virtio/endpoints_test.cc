@@ -21,9 +21,8 @@ TEST(IommuEndpointsTest, FaultsReachTheInstalledHandler) {
   iommu::DmaFault f{Iova(0x1000), iommu::Access::kWrite, iommu::FaultReason::kPermission};
   e.report_fault(0x08, f);  // no handler yet: logged, not lost in a crash
   std::vector<std::pair<uint32_t, uint64_t>> seen;
-  e.set_fault_handler([&](uint32_t ep, const iommu::DmaFault& fault) {
-    seen.emplace_back(ep, fault.iova.value);
-  });
+  e.set_fault_handler(
+      [&](uint32_t ep, const iommu::DmaFault& fault) { seen.emplace_back(ep, fault.iova.value); });
   e.report_fault(0x08, f);
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0], std::make_pair(uint32_t{0x08}, uint64_t{0x1000}));

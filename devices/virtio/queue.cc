@@ -93,8 +93,8 @@ Result<uint16_t> Queue::read_avail_idx(iommu::DmaView& dma) {
   IOASIS_TRY(read(dma, setup_.avail + 2, &idx, sizeof(idx)));
   // The driver may run at most a queue's worth ahead of what the device has taken.
   if (static_cast<uint16_t>(idx - next_avail_) > setup_.size) {
-    return malformed(fmt::format("available index {} is more than {} ahead of {}", idx,
-                                 setup_.size, next_avail_));
+    return malformed(fmt::format("available index {} is more than {} ahead of {}", idx, setup_.size,
+                                 next_avail_));
   }
   return idx;
 }
@@ -180,7 +180,8 @@ Result<DescriptorChain> Queue::walk_chain(iommu::DmaView& dma, uint16_t head) {
     }
     IOASIS_TRY(append(chain, desc));
     if (!(desc.flags & kDescFlagNext)) return chain;
-    if (desc.next >= setup_.size) return malformed(fmt::format("next {} is out of range", uint16_t{desc.next}));
+    if (desc.next >= setup_.size)
+      return malformed(fmt::format("next {} is out of range", uint16_t{desc.next}));
     index = desc.next;
   }
 }

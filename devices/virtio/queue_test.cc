@@ -56,7 +56,8 @@ TEST_F(QueueTest, ChainSplitsIntoReadableAndWritableSegments) {
 TEST_F(QueueTest, ReaderAndWriterCopyAcrossSegments) {
   std::memcpy(guest_.ptr(kData), "hello ", 6);
   std::memcpy(guest_.ptr(kData + 0x100), "world", 5);
-  driver_.add_chain({{kData, 6}, {kData + 0x100, 5}, {kData + 0x200, 3, true}, {kData + 0x300, 4, true}});
+  driver_.add_chain(
+      {{kData, 6}, {kData + 0x100, 5}, {kData + 0x200, 3, true}, {kData + 0x300, 4, true}});
   auto r = pop();
   ASSERT_TRUE(r.ok() && r->has_value());
   ChainReader reader(**r, *view_);
@@ -95,7 +96,8 @@ TEST_F(QueueTest, ChainAsLongAsTheQueueIsAcceptedOneLongerIsNot) {
   ASSERT_TRUE(r.ok() && r->has_value());
   EXPECT_EQ((*r)->readable.size(), kSize);
   // The last descriptor points back to the first: kSize + 1 steps.
-  for (uint16_t i = 0; i < kSize; ++i) driver_.set_desc(i, {kData, 4, kDescFlagNext, uint16_t((i + 1) % kSize)});
+  for (uint16_t i = 0; i < kSize; ++i)
+    driver_.set_desc(i, {kData, 4, kDescFlagNext, uint16_t((i + 1) % kSize)});
   driver_.publish(0);
   EXPECT_FALSE(pop().ok());
 }

@@ -2,11 +2,10 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-
-#include <algorithm>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace ioasis::devices::virtio {
@@ -36,7 +35,6 @@ uint32_t class_code(DeviceType type) {
   }
   return 0xff0000;
 }
-
 
 }  // namespace
 
@@ -143,10 +141,11 @@ Result<void> VirtioPci::add_capabilities() {
   notify.cap.cfg_type = kCapNotify;
   notify.cap.bar = kBar;
   notify.cap.offset = kNotifyOffset;
-  notify.cap.length = static_cast<uint32_t>(std::max<size_t>(queues_.size(), 1) * kNotifyMultiplier);
+  notify.cap.length =
+      static_cast<uint32_t>(std::max<size_t>(queues_.size(), 1) * kNotifyMultiplier);
   notify.notify_off_multiplier = kNotifyMultiplier;
-  IOASIS_TRY(config_.add_capability(
-      std::span(reinterpret_cast<const uint8_t*>(&notify), sizeof(notify))));
+  IOASIS_TRY(
+      config_.add_capability(std::span(reinterpret_cast<const uint8_t*>(&notify), sizeof(notify))));
   return {};
 }
 
@@ -214,7 +213,8 @@ void VirtioPci::bar_write(uint8_t index, uint64_t offset, std::span<const uint8_
   } else if (offset >= kDeviceCfgOffset && offset < kDeviceCfgOffset + kDeviceCfgSize) {
     std::lock_guard lock(mu_);
     device_->write_config(offset - kDeviceCfgOffset, data);
-  } else if (offset >= kNotifyOffset && offset < kNotifyOffset + queues_.size() * kNotifyMultiplier) {
+  } else if (offset >= kNotifyOffset &&
+             offset < kNotifyOffset + queues_.size() * kNotifyMultiplier) {
     notify(offset - kNotifyOffset);
   }
 }
@@ -245,8 +245,8 @@ void VirtioPci::bar_moved(uint8_t index, uint64_t /*old_address*/, uint64_t new_
     // Section 4.1.5.2: the driver writes the 16-bit queue index to the queue's notify address.
     auto reg = options_.ioevents->add_mmio(queue_events_[q].fd(), addr, 2);
     if (!reg) {
-      spdlog::warn("virtio-pci: no ioeventfd for queue {} ({}); notifications exit to userspace",
-                   q, reg.error().message());
+      spdlog::warn("virtio-pci: no ioeventfd for queue {} ({}); notifications exit to userspace", q,
+                   reg.error().message());
       continue;
     }
     doorbells_.push_back(std::move(*reg));

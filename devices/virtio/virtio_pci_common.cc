@@ -76,8 +76,8 @@ void VirtioPci::apply_common(const VirtioPciCommonCfg& c, uint64_t first, uint64
   if (touches(first, end, FIELD(driver_feature)) && !(status_ & kStatusFeaturesOk) &&
       driver_feature_select_ < 2) {
     unsigned shift = 32 * driver_feature_select_;
-    driver_features_ = (driver_features_ & ~(0xffffffffull << shift)) |
-                       (uint64_t{c.driver_feature} << shift);
+    driver_features_ =
+        (driver_features_ & ~(0xffffffffull << shift)) | (uint64_t{c.driver_feature} << shift);
   }
   if (touches(first, end, FIELD(config_msix_vector))) {
     // Section 4.1.5.1.2: a vector the device cannot use reads back as NO_VECTOR.

@@ -85,7 +85,9 @@ class VirtioPciTest : public ::testing::Test {
     pci_->bar_write(0, offset, std::span(reinterpret_cast<const uint8_t*>(&v), size));
   }
   void status(uint8_t s) { wr(offsetof(VirtioPciCommonCfg, device_status), s, 1); }
-  uint8_t status() { return static_cast<uint8_t>(rd(offsetof(VirtioPciCommonCfg, device_status), 1)); }
+  uint8_t status() {
+    return static_cast<uint8_t>(rd(offsetof(VirtioPciCommonCfg, device_status), 1));
+  }
   void write_features(uint64_t f) {
     wr(offsetof(VirtioPciCommonCfg, driver_feature_select), 0, 4);
     wr(offsetof(VirtioPciCommonCfg, driver_feature), f & 0xffffffff, 4);

@@ -22,8 +22,8 @@ class FakeGuest {
   static constexpr uint64_t kBase = 0x100000;
 
   explicit FakeGuest(uint64_t size = 1 << 20) : size_(size) {
-    mem_ = std::move(*MappedRegion::map(size, PROT_READ | PROT_WRITE,
-                                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    mem_ = std::move(
+        *MappedRegion::map(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
     ioas_ = *ctx_.create_ioas(iommu::IoasKind::kGuestDomain);
     device_ = *ctx_.join(
         iommu::DeviceSpec{"virtio", std::nullopt, std::make_shared<iommu::SoftwareBackend>()});
@@ -87,7 +87,8 @@ class FakeDriverQueue {
       uint16_t index = static_cast<uint16_t>((head + i) % size_);
       uint16_t flags = bufs[i].writable ? kDescFlagWrite : 0;
       if (i + 1 < bufs.size()) flags |= kDescFlagNext;
-      set_desc(index, {bufs[i].iova, bufs[i].len, flags, static_cast<uint16_t>((index + 1) % size_)});
+      set_desc(index,
+               {bufs[i].iova, bufs[i].len, flags, static_cast<uint16_t>((index + 1) % size_)});
     }
     next_free_ = static_cast<uint16_t>((head + bufs.size()) % size_);
     publish(head);
@@ -98,7 +99,8 @@ class FakeDriverQueue {
     for (size_t i = 0; i < bufs.size(); ++i) {
       uint16_t flags = bufs[i].writable ? kDescFlagWrite : 0;
       if (i + 1 < bufs.size()) flags |= kDescFlagNext;
-      g_.put(table + 16 * i, VirtqDesc{bufs[i].iova, bufs[i].len, flags, static_cast<uint16_t>(i + 1)});
+      g_.put(table + 16 * i,
+             VirtqDesc{bufs[i].iova, bufs[i].len, flags, static_cast<uint16_t>(i + 1)});
     }
     uint16_t head = next_free_;
     set_desc(head, {table, static_cast<uint32_t>(16 * bufs.size()), kDescFlagIndirect, 0});
