@@ -166,7 +166,8 @@ Result<void> Vm::create_dma() {
   // No address space may map over the MSI doorbell: DMA there is an interrupt, not memory.
   options.reserved.push_back({Iova(layout::kMsiStart), Iova(layout::kMsiEnd)});
   ioasids_ = std::make_unique<iommu::IoasidContext>(std::move(options));
-  IOASIS_ASSIGN_OR_RETURN(guest_ram_ioas_, ioasids_->create_ioas(iommu::IoasKind::kGuestRam, "guest-ram"));
+  IOASIS_ASSIGN_OR_RETURN(guest_ram_ioas_,
+                          ioasids_->create_ioas(iommu::IoasKind::kGuestRam, "guest-ram"));
   for (const RamRegion& r : memory_->regions()) {
     iommu::HostRange host{r.hva, r.size, memory_->fd(), r.fd_offset};
     IOASIS_TRY(ioasids_->map(guest_ram_ioas_, Iova(r.gpa.value), host, iommu::Perm::kReadWrite));
@@ -190,16 +191,19 @@ Result<devices::PciAddress> Vm::add_virtio_device(
   options.behind_iommu = behind_iommu;
   options.ioevents = ioevents_.get();
   options.io = &io_;
-  IOASIS_ASSIGN_OR_RETURN(auto transport, devices::virtio::VirtioPci::create(device, std::move(options)));
+  IOASIS_ASSIGN_OR_RETURN(auto transport,
+                          devices::virtio::VirtioPci::create(device, std::move(options)));
   IOASIS_ASSIGN_OR_RETURN(devices::PciAddress address, pci_->add_device(transport));
   if (behind_iommu) {
     uint32_t endpoint = endpoint_id(address);
     IOASIS_TRY(iommu_endpoints_->add(endpoint, id));
-    transport->set_fault_reporter([endpoints = iommu_endpoints_, endpoint](const iommu::DmaFault& f) {
-      endpoints->report_fault(endpoint, f);
-    });
+    transport->set_fault_reporter(
+        [endpoints = iommu_endpoints_, endpoint](const iommu::DmaFault& f) {
+          endpoints->report_fault(endpoint, f);
+        });
   }
-  spdlog::info("{} at PCI {}{}", name, address.to_string(), behind_iommu ? " behind the virtio-iommu" : "");
+  spdlog::info("{} at PCI {}{}", name, address.to_string(),
+               behind_iommu ? " behind the virtio-iommu" : "");
   virtio_devices_.push_back(std::move(transport));
   return address;
 }

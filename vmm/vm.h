@@ -62,8 +62,9 @@ class Vm {
   // Joins `name` to the IOASID context, wraps `device` in a virtio-pci function and places it on
   // the root bus. Outside the vIOMMU the device uses guest-ram; behind it, it stays detached
   // until the guest attaches its endpoint.
-  Result<devices::PciAddress> add_virtio_device(std::shared_ptr<devices::virtio::VirtioDevice> device,
-                                                const std::string& name, bool behind_iommu);
+  Result<devices::PciAddress> add_virtio_device(
+      std::shared_ptr<devices::virtio::VirtioDevice> device, const std::string& name,
+      bool behind_iommu);
   std::optional<acpi::ViotConfig> viot_config() const;
   uint64_t mmio64_start() const;
   Result<void> write_acpi_tables();

@@ -41,7 +41,8 @@ Result<bool> parse_switch(std::string_view what, std::string_view value) {
 }
 
 Result<DiskConfig> DiskConfig::parse(std::string_view spec) {
-  IOASIS_ASSIGN_OR_RETURN(auto opts, parse_options("--disk", spec, {"path", "readonly", "iommu", "id"}));
+  IOASIS_ASSIGN_OR_RETURN(auto opts,
+                          parse_options("--disk", spec, {"path", "readonly", "iommu", "id"}));
   DiskConfig d;
   d.path = opts["path"];
   if (d.path.empty()) {
@@ -56,13 +57,15 @@ Result<DiskConfig> DiskConfig::parse(std::string_view spec) {
   d.id = opts.count("id") ? opts["id"] : "";
   // Section 5.2.6 of virtio 1.2: the device ID string is at most 20 bytes.
   if (d.id.size() > 20) {
-    return Error(Errc::kInvalidArgument, fmt::format("--disk '{}': id is longer than 20 bytes", spec));
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("--disk '{}': id is longer than 20 bytes", spec));
   }
   return d;
 }
 
 bool VmConfig::wants_iommu() const {
-  return iommu || std::any_of(disks.begin(), disks.end(), [](const DiskConfig& d) { return d.iommu; });
+  return iommu ||
+         std::any_of(disks.begin(), disks.end(), [](const DiskConfig& d) { return d.iommu; });
 }
 
 Result<void> VmConfig::validate() const {
@@ -73,7 +76,8 @@ Result<void> VmConfig::validate() const {
   for (size_t i = 0; i < disks.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       if (!disks[i].id.empty() && disks[i].id == disks[j].id) {
-        return Error(Errc::kInvalidArgument, fmt::format("--disk id={} is used twice", disks[i].id));
+        return Error(Errc::kInvalidArgument,
+                     fmt::format("--disk id={} is used twice", disks[i].id));
       }
     }
   }
