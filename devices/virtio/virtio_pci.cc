@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 namespace ioasis::devices::virtio {
@@ -22,6 +23,7 @@ constexpr uint8_t kCapCommon = 1;
 constexpr uint8_t kCapNotify = 2;
 constexpr uint8_t kCapIsr = 3;
 constexpr uint8_t kCapDevice = 4;
+constexpr uint8_t kCapPciCfg = 5;
 constexpr uint8_t kBar = 0;
 constexpr uint8_t kIsrQueue = 1;
 constexpr uint8_t kIsrConfig = 2;
@@ -146,6 +148,17 @@ Result<void> VirtioPci::add_capabilities() {
   notify.notify_off_multiplier = kNotifyMultiplier;
   IOASIS_TRY(
       config_.add_capability(std::span(reinterpret_cast<const uint8_t*>(&notify), sizeof(notify))));
+  // The driver picks bar, offset and length, then accesses pci_cfg_data.
+  VirtioPciCfgCap cfg{};
+  cfg.cap.cap_vndr = kCapIdVendor;
+  cfg.cap.cap_len = sizeof(cfg);
+  cfg.cap.cfg_type = kCapPciCfg;
+  std::array<uint8_t, sizeof(cfg)> writable{};
+  writable[offsetof(VirtioPciCap, bar)] = 0xff;
+  std::fill_n(writable.begin() + offsetof(VirtioPciCap, offset), 8, 0xff);
+  std::fill_n(writable.begin() + offsetof(VirtioPciCfgCap, pci_cfg_data), 4, 0xff);
+  auto bytes = std::span(reinterpret_cast<const uint8_t*>(&cfg), sizeof(cfg));
+  IOASIS_ASSIGN_OR_RETURN(cfg_cap_, config_.add_capability(bytes, writable));
   return {};
 }
 
@@ -178,15 +191,42 @@ void VirtioPci::set_fault_reporter(std::function<void(const iommu::DmaFault&)> r
   fault_reporter_ = std::move(reporter);
 }
 
+std::optional<VirtioPci::CfgWindow> VirtioPci::cfg_window() const {
+  std::lock_guard lock(mu_);
+  CfgWindow w{config_.get8(cfg_cap_ + offsetof(VirtioPciCap, bar)),
+              config_.get32(cfg_cap_ + offsetof(VirtioPciCap, offset)),
+              config_.get32(cfg_cap_ + offsetof(VirtioPciCap, length))};
+  // Section 4.1.4.8: 1, 2 or 4 bytes, aligned, inside the BAR.
+  if (w.bar != kBar || (w.length != 1 && w.length != 2 && w.length != 4) ||
+      w.offset % w.length != 0 || uint64_t{w.offset} + w.length > kBarSize) {
+    return std::nullopt;
+  }
+  return w;
+}
+
 uint32_t VirtioPci::config_read(uint16_t offset) {
+  if (offset == cfg_cap_ + offsetof(VirtioPciCfgCap, pci_cfg_data)) {
+    uint32_t value = 0;
+    if (auto w = cfg_window()) {
+      bar_read(w->bar, w->offset, std::span(reinterpret_cast<uint8_t*>(&value), w->length));
+    }
+    return value;
+  }
   std::lock_guard lock(mu_);
   return config_.read(offset);
 }
 
 void VirtioPci::config_write(uint16_t offset, uint32_t value, uint8_t byte_enables) {
-  std::lock_guard lock(mu_);
-  config_.write(offset, value, byte_enables);
-  msix_->config_written(config_, offset);
+  {
+    std::lock_guard lock(mu_);
+    config_.write(offset, value, byte_enables);
+    msix_->config_written(config_, offset);
+  }
+  if (offset == cfg_cap_ + offsetof(VirtioPciCfgCap, pci_cfg_data)) {
+    if (auto w = cfg_window()) {
+      bar_write(w->bar, w->offset, std::span(reinterpret_cast<const uint8_t*>(&value), w->length));
+    }
+  }
 }
 
 std::vector<PciBar> VirtioPci::bars() const { return config_.bars(); }

@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "base/fd.h"
@@ -50,6 +51,14 @@ struct [[gnu::packed]] VirtioPciNotifyCap {
   uint32_t notify_off_multiplier;
 };
 static_assert(sizeof(VirtioPciNotifyCap) == 20);
+
+// Section 4.1.4.8, struct virtio_pci_cfg_cap: a window into the BARs through configuration
+// space, for drivers that cannot map them.
+struct [[gnu::packed]] VirtioPciCfgCap {
+  VirtioPciCap cap;
+  uint8_t pci_cfg_data[4];
+};
+static_assert(sizeof(VirtioPciCfgCap) == 20);
 
 // Section 4.1.4.3, struct virtio_pci_common_cfg (without the 1.2 notify-data and queue-reset
 // fields, whose features are not offered).
@@ -135,6 +144,13 @@ class VirtioPci final : public PciDevice, public std::enable_shared_from_this<Vi
   VirtioPci(std::shared_ptr<VirtioDevice> device, VirtioPciOptions options);
   Result<void> init();
   Result<void> add_capabilities();
+  // The BAR access the PCI configuration access capability selects, when it is valid.
+  struct CfgWindow {
+    uint8_t bar;
+    uint32_t offset;
+    uint32_t length;
+  };
+  std::optional<CfgWindow> cfg_window() const;
   void watch_queue(uint16_t queue);
   void arm_watcher(uint16_t queue);
 
@@ -158,6 +174,7 @@ class VirtioPci final : public PciDevice, public std::enable_shared_from_this<Vi
   PciConfigSpace config_;
   std::unique_ptr<Msix> msix_;
   std::unique_ptr<Signals> signals_;
+  uint16_t cfg_cap_ = 0;  // offset of the PCI configuration access capability
 
   mutable std::mutex mu_;
   uint64_t offered_ = 0;

@@ -161,13 +161,30 @@ TEST_F(VirtioPciTest, CapabilitiesPointIntoTheBar) {
     }
     cap = static_cast<uint16_t>((head >> 8) & 0xff);
   }
-  ASSERT_EQ(caps.size(), 4u);
+  ASSERT_EQ(caps.size(), 5u);
   EXPECT_EQ(caps[1].first, VirtioPci::kCommonOffset);
   EXPECT_EQ(caps[1].second, sizeof(VirtioPciCommonCfg));
   EXPECT_EQ(caps[2].first, VirtioPci::kNotifyOffset);
   EXPECT_EQ(caps[3].first, VirtioPci::kIsrOffset);
   EXPECT_EQ(caps[4].first, VirtioPci::kDeviceCfgOffset);
   EXPECT_EQ(multiplier, VirtioPci::kNotifyMultiplier);
+}
+
+TEST_F(VirtioPciTest, PciCfgCapabilityReachesTheBar) {
+  uint16_t cap = static_cast<uint16_t>(pci_->config_read(pci::kCapabilitiesPointer) & 0xff);
+  while (cap && pci_->config_read(cap) >> 24 != 5) {
+    cap = static_cast<uint16_t>((pci_->config_read(cap) >> 8) & 0xff);
+  }
+  ASSERT_NE(cap, 0);
+  // Write queue_select through the window, then read it back the same way.
+  pci_->config_write(cap + 4, 0, 0x1);  // bar 0
+  pci_->config_write(cap + 8, offsetof(VirtioPciCommonCfg, queue_select), 0xf);
+  pci_->config_write(cap + 12, 2, 0xf);
+  pci_->config_write(cap + 16, 1, 0xf);
+  EXPECT_EQ(rd(offsetof(VirtioPciCommonCfg, queue_select), 2), 1u);
+  EXPECT_EQ(pci_->config_read(cap + 16), 1u);
+  pci_->config_write(cap + 12, 3, 0xf);  // not 1, 2 or 4 bytes: no access
+  EXPECT_EQ(pci_->config_read(cap + 16), 0u);
 }
 
 TEST_F(VirtioPciTest, OffersDeviceFeaturesAndVersion1) {
