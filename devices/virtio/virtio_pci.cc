@@ -259,8 +259,10 @@ void VirtioPci::bar_write(uint8_t index, uint64_t offset, std::span<const uint8_
   }
 }
 
-void VirtioPci::notify(uint64_t offset) {
-  auto queue = static_cast<uint16_t>(offset / kNotifyMultiplier);
+void VirtioPci::notify(uint64_t offset) { kick(static_cast<uint16_t>(offset / kNotifyMultiplier)); }
+
+void VirtioPci::kick(uint16_t queue) {
+  if (queue >= queues_.size()) return;
   if (options_.io) {
     (void)queue_events_[queue].signal();
   } else {

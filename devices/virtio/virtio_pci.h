@@ -134,6 +134,10 @@ class VirtioPci final : public PciDevice, public std::enable_shared_from_this<Vi
   void bar_moved(uint8_t index, uint64_t old_address, uint64_t new_address) override;
   void reset() override;
 
+  // Schedules `queue` for processing on the control loop as if the driver had notified it; safe
+  // from any thread and from inside another device's processing (e.g. a fault event for the
+  // virtio-iommu's event queue). Without a control loop it processes the queue at once.
+  void kick(uint16_t queue);
   // Processes a notification of `queue` as the control loop would.
   void process_queue(uint16_t queue);
   uint8_t device_status() const;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "devices/virtio/blk.h"
 #include "devices/virtio/testing/fake_driver.h"
@@ -392,6 +393,13 @@ TEST_F(VirtioPciTest, WithAControlLoopNotificationsRunThere) {
   io.poll();
   EXPECT_EQ(device_->notifications, 1);
   EXPECT_EQ(q.used_idx(), 1);
+  // A kick from another thread is queued the same way.
+  q.add_chain({{kData, 4}, {kData + 0x200, 4, true}});
+  std::thread([&] { pci_->kick(0); }).join();
+  EXPECT_EQ(device_->notifications, 1);
+  io.poll();
+  EXPECT_EQ(device_->notifications, 2);
+  EXPECT_EQ(q.used_idx(), 2);
   pci_.reset();  // the watchers go with the transport, while the loop still exists
   io.poll();
 }
