@@ -187,15 +187,22 @@ Connection::Connection(UniqueFd socket, std::string name, Handler handler)
 }
 
 Connection::~Connection() {
+  closing_ = true;
   ::shutdown(socket_.get(), SHUT_RDWR);  // wakes the receiver out of recvmsg
   receiver_.join();
 }
 
-void Connection::fail(Error reason) {
+void Connection::fail(Error reason) { fail(std::move(reason), false); }
+
+void Connection::fail(Error reason, bool quiet) {
   std::lock_guard lock(mu_);
   if (failure_) return;
   reason.context(name_);
-  spdlog::error("{}", reason.message());
+  if (closing_ || quiet) {
+    spdlog::info("{}", reason.message());
+  } else {
+    spdlog::error("{}", reason.message());
+  }
   failure_ = std::move(reason);
   ::shutdown(socket_.get(), SHUT_RDWR);
   cv_.notify_all();
@@ -228,7 +235,13 @@ void Connection::receive_loop() {
   for (;;) {
     auto message = receive_message(socket_.get(), kMaxMessageSize, kRestTimeout);
     if (!message.ok()) {
-      fail(std::move(message).error());
+      // A hang-up between requests is how a session ends, not a fault.
+      bool idle_hangup;
+      {
+        std::lock_guard lock(mu_);
+        idle_hangup = !pending_ && message.error().code() == Errc::kUnavailable;
+      }
+      fail(std::move(message).error(), idle_hangup);
       return;
     }
     if (!message->is_reply()) {

@@ -9,6 +9,7 @@
 // and the socket is shut down. Nothing the peer sends can crash this process.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -102,6 +103,7 @@ class Connection {
   const std::string& name() const { return name_; }
 
  private:
+  void fail(Error reason, bool quiet);
   void receive_loop();
   void dispatch_command(Message& message);
   Result<void> send(const Header& header, std::span<const uint8_t> payload,
@@ -121,6 +123,7 @@ class Connection {
   std::optional<Message> reply_;
   uint16_t next_msg_id_ = 1;
 
+  std::atomic<bool> closing_{false};
   std::thread receiver_;
 };
 
