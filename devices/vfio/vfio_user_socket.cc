@@ -181,8 +181,11 @@ Result<Message> receive_message(int fd, uint32_t max_message_size,
   return m;
 }
 
-Connection::Connection(UniqueFd socket, std::string name, Handler handler)
-    : socket_(std::move(socket)), name_(std::move(name)), handler_(std::move(handler)) {
+Connection::Connection(UniqueFd socket, std::string name, Handler handler, bool hangup_is_normal)
+    : socket_(std::move(socket)),
+      name_(std::move(name)),
+      handler_(std::move(handler)),
+      hangup_is_normal_(hangup_is_normal) {
   receiver_ = std::thread([this] { receive_loop(); });
 }
 
@@ -239,7 +242,8 @@ void Connection::receive_loop() {
       bool idle_hangup;
       {
         std::lock_guard lock(mu_);
-        idle_hangup = !pending_ && message.error().code() == Errc::kUnavailable;
+        idle_hangup =
+            hangup_is_normal_ && !pending_ && message.error().code() == Errc::kUnavailable;
       }
       fail(std::move(message).error(), idle_hangup);
       return;

@@ -83,8 +83,9 @@ class Connection {
  public:
   using Handler = std::function<Reply(Message& command)>;
 
-  // `name` prefixes every error and log line ("vfio-user /run/dma.sock").
-  Connection(UniqueFd socket, std::string name, Handler handler);
+  // `name` prefixes every error and log line ("vfio-user /run/dma.sock"). A server passes
+  // `hangup_is_normal`: a client leaving between requests ends a session, it is no fault.
+  Connection(UniqueFd socket, std::string name, Handler handler, bool hangup_is_normal = false);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -112,6 +113,7 @@ class Connection {
   UniqueFd socket_;
   std::string name_;
   Handler handler_;
+  bool hangup_is_normal_;
 
   std::mutex send_mu_;
   std::mutex call_mu_;  // one call in flight: replies are matched to it

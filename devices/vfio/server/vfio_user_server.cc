@@ -67,7 +67,7 @@ void VfioUserServer::serve(int max_sessions) {
     negotiated_ = false;
     auto session = std::make_shared<Connection>(
         std::move(*fd), "vfio-user server " + options_.socket_path,
-        [this](Message& m) { return handle(m); });
+        [this](Message& m) { return handle(m); }, /*hangup_is_normal=*/true);
     std::weak_ptr<Connection> weak = session;
     auto timeout = options_.dma_timeout;
     device_->dma().set_remote([weak, timeout](Iova iova, std::span<uint8_t> data, bool write) {
