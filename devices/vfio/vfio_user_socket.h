@@ -95,8 +95,10 @@ class Connection {
   Result<Message> call(Command command, std::span<const uint8_t> payload,
                        std::span<const int> fds, std::chrono::milliseconds timeout);
 
-  // Fails the connection on behalf of a caller that found a reply malformed.
+  // Fails the connection on behalf of a caller that found a reply malformed. `quiet` logs at
+  // info level, for an orderly shutdown.
   void fail(Error reason);
+  void fail(Error reason, bool quiet);
   bool failed() const;
   std::optional<Error> failure() const;
   // Blocks until the connection fails or the peer hangs up.
@@ -104,7 +106,6 @@ class Connection {
   const std::string& name() const { return name_; }
 
  private:
-  void fail(Error reason, bool quiet);
   void receive_loop();
   void dispatch_command(Message& message);
   Result<void> send(const Header& header, std::span<const uint8_t> payload,

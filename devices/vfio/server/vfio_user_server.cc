@@ -50,7 +50,7 @@ VfioUserServer::~VfioUserServer() {
   stopping_ = true;
   {
     std::lock_guard lock(session_mu_);
-    if (session_) session_->fail(Error(Errc::kUnavailable, "server shutting down"));
+    if (session_) session_->fail(Error(Errc::kUnavailable, "server shutting down"), true);
   }
   if (thread_.joinable()) thread_.join();
   ::unlink(options_.socket_path.c_str());
@@ -76,7 +76,7 @@ void VfioUserServer::serve(int max_sessions) {
     {
       std::lock_guard lock(session_mu_);
       session_ = session;
-      if (stopping_) session->fail(Error(Errc::kUnavailable, "server shutting down"));
+      if (stopping_) session->fail(Error(Errc::kUnavailable, "server shutting down"), true);
     }
     session->wait_closed();
     end_session();
