@@ -97,9 +97,10 @@ int run() {
   }
   fmt::print("1 MiB copies, {} rounds\n", kRounds);
   fmt::print("  memcpy in-process          {:7.2f} GB/s\n", mem);
-  fmt::print("  DMA engine via vfio-user   {:7.2f} GB/s  ({:.0f} % of memcpy; doorbell REGION_WRITE "
-             "+ MSI-X eventfd per copy)\n",
-             *engine, 100 * *engine / mem);
+  fmt::print(
+      "  DMA engine via vfio-user   {:7.2f} GB/s  ({:.0f} % of memcpy; doorbell REGION_WRITE "
+      "+ MSI-X eventfd per copy)\n",
+      *engine, 100 * *engine / mem);
 
   auto lat = map_latency_us(**client, ram, 500);
   if (!lat.ok()) return fmt::print(stderr, "{}\n", lat.error().message()), 1;

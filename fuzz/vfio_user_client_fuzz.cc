@@ -23,12 +23,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)check_header(h, kMaxMessageSize);
   }
   switch (selector % 7) {
-    case 0: (void)parse_version(payload); break;
-    case 1: (void)parse_region_info(payload, selector >> 3, fd_count); break;
-    case 2: (void)parse_device_info(payload); break;
-    case 3: (void)parse_irq_info(payload, selector >> 3); break;
-    case 4: (void)parse_region_read_reply(payload, RegionAccess{0, 0, selector}); break;
-    case 5: (void)parse_region_write_reply(payload, RegionAccess{0, 7, 4}); break;
+    case 0:
+      (void)parse_version(payload);
+      break;
+    case 1:
+      (void)parse_region_info(payload, selector >> 3, fd_count);
+      break;
+    case 2:
+      (void)parse_device_info(payload);
+      break;
+    case 3:
+      (void)parse_irq_info(payload, selector >> 3);
+      break;
+    case 4:
+      (void)parse_region_read_reply(payload, RegionAccess{0, 0, selector});
+      break;
+    case 5:
+      (void)parse_region_write_reply(payload, RegionAccess{0, 7, 4});
+      break;
     case 6:
       (void)parse_dma_read_reply(payload, DmaAccess{0x1000, selector});
       (void)parse_dma_write_reply(payload, DmaAccess{0x1000, selector});

@@ -19,8 +19,8 @@ Result<std::unique_ptr<VfioUserClient>> VfioUserClient::connect(const std::strin
   IOASIS_ASSIGN_OR_RETURN(UniqueFd fd, connect_unix(socket_path));
   std::unique_ptr<VfioUserClient> c(new VfioUserClient(socket_path, options));
   VfioUserClient* self = c.get();
-  c->connection_ = std::make_unique<Connection>(
-      std::move(fd), "vfio-user " + socket_path, [self](Message& m) { return self->serve_dma(m); });
+  c->connection_ = std::make_unique<Connection>(std::move(fd), "vfio-user " + socket_path,
+                                                [self](Message& m) { return self->serve_dma(m); });
   auto negotiated = c->negotiate();
   if (!negotiated.ok()) return std::move(negotiated).error().context("connecting " + socket_path);
   spdlog::info("vfio-user {}: {} regions, {} irq indexes, max transfer {} bytes", socket_path,
@@ -49,15 +49,15 @@ Result<void> VfioUserClient::negotiate() {
   auto theirs = parse_version(reply.payload);
   if (!theirs.ok()) return reject(std::move(theirs).error());
   if (theirs->major != kVersionMajor || theirs->minor > kVersionMinor) {
-    return reject(Error(Errc::kUnsupported, fmt::format("server speaks version {}.{}",
-                                                        theirs->major, theirs->minor)));
+    return reject(Error(Errc::kUnsupported,
+                        fmt::format("server speaks version {}.{}", theirs->major, theirs->minor)));
   }
   server_caps_ = theirs->capabilities;
   if (server_caps_.max_data_xfer_size == 0) {
     return reject(Error(Errc::kInvalidArgument, "server max_data_xfer_size is 0"));
   }
-  server_caps_.max_data_xfer_size = std::min<uint64_t>(server_caps_.max_data_xfer_size,
-                                                       kMaxDataXferSize);
+  server_caps_.max_data_xfer_size =
+      std::min<uint64_t>(server_caps_.max_data_xfer_size, kMaxDataXferSize);
 
   DeviceInfo request{sizeof(DeviceInfo), 0, 0, 0};
   IOASIS_ASSIGN_OR_RETURN(reply, call(Command::kDeviceGetInfo, bytes_of(request)));
@@ -114,8 +114,7 @@ Result<void> VfioUserClient::set_irqs(uint32_t index, uint32_t start,
   return {};
 }
 
-Result<void> VfioUserClient::region_read(uint32_t index, uint64_t offset,
-                                         std::span<uint8_t> data) {
+Result<void> VfioUserClient::region_read(uint32_t index, uint64_t offset, std::span<uint8_t> data) {
   uint64_t step = server_caps_.max_data_xfer_size;
   for (uint64_t done = 0; done < data.size();) {
     uint32_t count = static_cast<uint32_t>(std::min<uint64_t>(step, data.size() - done));
@@ -167,7 +166,8 @@ Result<void> VfioUserClient::dma_map(Iova iova, const iommu::HostRange& host, io
     socket_maps_.erase(iova);
   }
   if (!reply.ok()) return std::move(reply).error();
-  if (!reply->payload.empty()) return reject(Error(Errc::kInvalidArgument, "DMA_MAP reply has a payload"));
+  if (!reply->payload.empty())
+    return reject(Error(Errc::kInvalidArgument, "DMA_MAP reply has a payload"));
   return {};
 }
 

@@ -77,7 +77,8 @@ class VfioUserClient {
     iommu::Perm perm = iommu::Perm::kNone;
   };
 
-  VfioUserClient(std::string path, ClientOptions options) : path_(std::move(path)), options_(options) {}
+  VfioUserClient(std::string path, ClientOptions options)
+      : path_(std::move(path)), options_(options) {}
   Result<Message> call(Command command, std::span<const uint8_t> payload,
                        std::span<const int> fds = {});
   // Fails the connection: the reply broke the protocol.

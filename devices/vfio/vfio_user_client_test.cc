@@ -24,7 +24,8 @@ class VfioUserClientTest : public ::testing::Test {
     client_.reset();
     server_.reset();
     ServerOptions options;
-    options.socket_path = temp_socket(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    options.socket_path =
+        temp_socket(::testing::UnitTest::GetInstance()->current_test_info()->name());
     options.device = device;
     auto server = VfioUserServer::create(options);
     ASSERT_TRUE(server.ok()) << server.error().message();
@@ -62,13 +63,14 @@ TEST_F(VfioUserClientTest, RegisterBarIsTrappedAndScratchBarComesWithAnMmappable
   ASSERT_TRUE(bar2->fd.valid());
   ASSERT_EQ(bar2->info.mmap_areas.size(), 1u);
   EXPECT_EQ(bar2->info.mmap_areas[0].size, dma_engine::kBar2Size);
-  auto map = MappedRegion::map(bar2->info.size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                               bar2->fd.get(), static_cast<off_t>(bar2->info.mmap_offset));
+  auto map = MappedRegion::map(bar2->info.size, PROT_READ | PROT_WRITE, MAP_SHARED, bar2->fd.get(),
+                               static_cast<off_t>(bar2->info.mmap_offset));
   ASSERT_TRUE(map.ok());
   std::memcpy(map->data() + 0x10, "mmapped", 8);
   char back[8] = {};
-  ASSERT_TRUE(client_->region_read(VFIO_PCI_BAR2_REGION_INDEX, 0x10,
-                                   {reinterpret_cast<uint8_t*>(back), 8}).ok());
+  ASSERT_TRUE(
+      client_->region_read(VFIO_PCI_BAR2_REGION_INDEX, 0x10, {reinterpret_cast<uint8_t*>(back), 8})
+          .ok());
   EXPECT_STREQ(back, "mmapped");
 
   auto missing = client_->region(VFIO_PCI_ROM_REGION_INDEX);
@@ -87,11 +89,14 @@ TEST_F(VfioUserClientTest, ConfigSpaceCarriesIdsAndMsixAndTakesCommandWrites) {
   EXPECT_EQ(cap_id, 0x11);  // MSI-X
 
   uint16_t command = 0x0006;  // memory space and bus master
-  ASSERT_TRUE(client_->region_write(VFIO_PCI_CONFIG_REGION_INDEX, 4,
-                                    {reinterpret_cast<uint8_t*>(&command), 2}).ok());
+  ASSERT_TRUE(
+      client_
+          ->region_write(VFIO_PCI_CONFIG_REGION_INDEX, 4, {reinterpret_cast<uint8_t*>(&command), 2})
+          .ok());
   uint16_t back = 0;
-  ASSERT_TRUE(client_->region_read(VFIO_PCI_CONFIG_REGION_INDEX, 4,
-                                   {reinterpret_cast<uint8_t*>(&back), 2}).ok());
+  ASSERT_TRUE(
+      client_->region_read(VFIO_PCI_CONFIG_REGION_INDEX, 4, {reinterpret_cast<uint8_t*>(&back), 2})
+          .ok());
   EXPECT_EQ(back, 0x0006);
 
   auto irq = client_->irq_info(VFIO_PCI_MSIX_IRQ_INDEX);
@@ -168,10 +173,11 @@ TEST_F(VfioUserClientTest, OverlappingMapAndInexactUnmapAreRefusedWithoutFailing
 TEST_F(VfioUserClientTest, MemoryWithoutFdIsReachedThroughDmaReadAndWrite) {
   std::vector<uint8_t> src(8192), dst(8192, 0);
   for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<uint8_t>(i ^ 0x5a);
-  ASSERT_TRUE(client_->dma_map(Iova(0x10000), {Hva::of(src.data()), src.size(), -1, 0},
-                               Perm::kRead).ok());
-  ASSERT_TRUE(client_->dma_map(Iova(0x20000), {Hva::of(dst.data()), dst.size(), -1, 0},
-                               Perm::kReadWrite).ok());
+  ASSERT_TRUE(
+      client_->dma_map(Iova(0x10000), {Hva::of(src.data()), src.size(), -1, 0}, Perm::kRead).ok());
+  ASSERT_TRUE(
+      client_->dma_map(Iova(0x20000), {Hva::of(dst.data()), dst.size(), -1, 0}, Perm::kReadWrite)
+          .ok());
   ASSERT_TRUE(start_copy(*client_, 0x10000, 0x20000, 8192).ok());
   EXPECT_EQ(*wait_idle(*client_), status_of(DmaState::kDone));
   EXPECT_EQ(src, dst);
@@ -182,16 +188,18 @@ TEST_F(VfioUserClientTest, ResetClearsTheRegisters) {
   ASSERT_TRUE(wait_idle(*client_).ok());
   ASSERT_TRUE(client_->reset().ok());
   uint64_t src = 1;
-  ASSERT_TRUE(client_->region_read(VFIO_PCI_BAR0_REGION_INDEX, dma_engine::kRegSrc,
-                                   {reinterpret_cast<uint8_t*>(&src), 8}).ok());
+  ASSERT_TRUE(client_
+                  ->region_read(VFIO_PCI_BAR0_REGION_INDEX, dma_engine::kRegSrc,
+                                {reinterpret_cast<uint8_t*>(&src), 8})
+                  .ok());
   EXPECT_EQ(src, 0u);
   EXPECT_EQ(*read_status(*client_), status_of(DmaState::kIdle));
 }
 
 TEST_F(VfioUserClientTest, OutOfRangeRegionAccessIsAnErrorReplyNotAFailure) {
   uint8_t byte;
-  EXPECT_FALSE(client_->region_read(VFIO_PCI_BAR0_REGION_INDEX, dma_engine::kBar0Size, {&byte, 1})
-                   .ok());
+  EXPECT_FALSE(
+      client_->region_read(VFIO_PCI_BAR0_REGION_INDEX, dma_engine::kBar0Size, {&byte, 1}).ok());
   EXPECT_FALSE(client_->failed());
 }
 

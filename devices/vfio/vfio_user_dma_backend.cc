@@ -78,7 +78,8 @@ Result<void> VfioUserDmaBackend::map(IoasId ioas, const DmaMapping& mapping) {
     auto r = map_on(devices_.at(id), mapping);
     if (!r.ok()) {
       // All or nothing: the servers that took the mapping give it back.
-      for (uint32_t undo : done) (void)unmap_on(devices_.at(undo), mapping.iova, mapping.host.length);
+      for (uint32_t undo : done)
+        (void)unmap_on(devices_.at(undo), mapping.iova, mapping.host.length);
       if (mirror.devices.empty()) mirrors_.erase(ioas.value);
       return std::move(r).error();
     }
@@ -94,8 +95,8 @@ Result<void> VfioUserDmaBackend::unmap(IoasId ioas, Iova iova, uint64_t length) 
   if (m == mirrors_.end()) return {};
   Mirror& mirror = m->second;
   bool everything = iova.value == 0 && length == UINT64_MAX;
-  uint64_t last = everything || !range_fits(iova.value, length) ? UINT64_MAX
-                                                                : iova.value + (length - 1);
+  uint64_t last =
+      everything || !range_fits(iova.value, length) ? UINT64_MAX : iova.value + (length - 1);
   Result<void> result;
   for (auto it = mirror.mappings.lower_bound(iova); it != mirror.mappings.end();) {
     uint64_t end = it->first.value + (it->second.host.length - 1);

@@ -176,8 +176,10 @@ TEST(VfioUserFaultTest, ServerKilledMidTransferFailsTheClientAndTouchesNothingEl
   ASSERT_TRUE(start_copy(**client, 0, kHalf, kHalf).ok());
   server.kill(SIGKILL);
   uint32_t status;
-  EXPECT_FALSE((*client)->region_read(VFIO_PCI_BAR0_REGION_INDEX, dma_engine::kRegStatus,
-                                      {reinterpret_cast<uint8_t*>(&status), 4}).ok());
+  EXPECT_FALSE((*client)
+                   ->region_read(VFIO_PCI_BAR0_REGION_INDEX, dma_engine::kRegStatus,
+                                 {reinterpret_cast<uint8_t*>(&status), 4})
+                   .ok());
   EXPECT_TRUE((*client)->failed());
   EXPECT_EQ(*ram.at(0), 0x77);
   for (int i = 0; i < 4096; ++i) ASSERT_EQ(*ram.at(2 * kHalf + i), 0xee);

@@ -78,9 +78,9 @@ Result<std::vector<MmapArea>> parse_sparse_areas(std::span<const uint8_t> payloa
     IOASIS_ASSIGN_OR_RETURN(auto header, read_struct<vfio_info_cap_header>(
                                              payload.subspan(cap_offset), "region capability"));
     if (header.id == VFIO_REGION_INFO_CAP_SPARSE_MMAP) {
-      IOASIS_ASSIGN_OR_RETURN(auto sparse,
-                              read_struct<SparseMmapCapability>(
-                                  payload.subspan(cap_offset), "sparse mmap capability"));
+      IOASIS_ASSIGN_OR_RETURN(
+          auto sparse,
+          read_struct<SparseMmapCapability>(payload.subspan(cap_offset), "sparse mmap capability"));
       auto array = payload.subspan(cap_offset + sizeof(sparse));
       if (sparse.nr_areas > 64 ||
           array.size() < sparse.nr_areas * sizeof(vfio_region_sparse_mmap_area)) {
@@ -111,13 +111,12 @@ Result<RegionInfo> parse_region_info(std::span<const uint8_t> payload, uint32_t 
   RegionInfo info{raw.index, raw.flags, raw.size, raw.offset, {}};
   bool mmap = raw.flags & VFIO_REGION_INFO_FLAG_MMAP;
   if (fd_count != (mmap ? 1u : 0u)) {
-    return malformed(fmt::format("GET_REGION_INFO for region {} came with {} fds", index,
-                                 fd_count));
+    return malformed(
+        fmt::format("GET_REGION_INFO for region {} came with {} fds", index, fd_count));
   }
   if (!mmap) return info;
   if ((raw.flags & VFIO_REGION_INFO_FLAG_CAPS) && raw.cap_offset != 0) {
-    IOASIS_ASSIGN_OR_RETURN(info.mmap_areas,
-                            parse_sparse_areas(payload, raw.cap_offset, raw.size));
+    IOASIS_ASSIGN_OR_RETURN(info.mmap_areas, parse_sparse_areas(payload, raw.cap_offset, raw.size));
   } else {
     info.mmap_areas.push_back({0, raw.size});
   }
@@ -181,8 +180,8 @@ Result<std::span<const uint8_t>> parse_region_read_reply(std::span<const uint8_t
   IOASIS_ASSIGN_OR_RETURN(auto echo, read_struct<RegionAccess>(payload, "REGION_READ"));
   if (echo.offset != request.offset || echo.region != request.region ||
       echo.count != request.count || payload.size() != sizeof(echo) + request.count) {
-    return malformed(fmt::format("REGION_READ reply of {} bytes does not match the request",
-                                 payload.size()));
+    return malformed(
+        fmt::format("REGION_READ reply of {} bytes does not match the request", payload.size()));
   }
   return payload.subspan(sizeof(echo));
 }

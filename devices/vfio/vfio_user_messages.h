@@ -41,7 +41,7 @@ struct RegionInfo {
   uint32_t index = 0;
   uint32_t flags = 0;  // VFIO_REGION_INFO_FLAG_*
   uint64_t size = 0;
-  uint64_t mmap_offset = 0;  // the offset to give mmap() on the region's fd
+  uint64_t mmap_offset = 0;          // the offset to give mmap() on the region's fd
   std::vector<MmapArea> mmap_areas;  // empty unless the region is mmappable
 
   bool readable() const { return flags & VFIO_REGION_INFO_FLAG_READ; }

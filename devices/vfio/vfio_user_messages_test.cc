@@ -51,7 +51,10 @@ TEST(VfioUserMessagesTest, VersionRejectsBadJsonAndBadCapabilityTypes) {
 }
 
 TEST(VfioUserMessagesTest, SparseMmapAreasRoundTrip) {
-  RegionInfo info{2, VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_MMAP, 0x4000, 0x1000,
+  RegionInfo info{2,
+                  VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_MMAP,
+                  0x4000,
+                  0x1000,
                   {{0, 0x1000}, {0x2000, 0x2000}}};
   auto bytes = encode_region_info(info, 4096);
   auto back = parse_region_info(bytes, 2, 1);

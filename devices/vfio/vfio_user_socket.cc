@@ -75,8 +75,8 @@ Result<void> read_exact(int fd, std::span<uint8_t> out, std::vector<UniqueFd>* f
       }
     }
     if (fds && (msg.msg_flags & MSG_CTRUNC)) {
-      return Error(Errc::kInvalidArgument, "peer sent more than " + std::to_string(kMaxMsgFds) +
-                                               " file descriptors");
+      return Error(Errc::kInvalidArgument,
+                   "peer sent more than " + std::to_string(kMaxMsgFds) + " file descriptors");
     }
     if (n == 0) return Error(Errc::kUnavailable, "peer closed the connection");
     done += static_cast<size_t>(n);
@@ -264,9 +264,9 @@ void Connection::receive_loop() {
       }
     }
     if (!expected) {
-      fail(Error(Errc::kInvalidArgument,
-                 "unexpected reply (id " + std::to_string(message->header.msg_id) + ", " +
-                     command_name(message->header.command) + ")"));
+      fail(Error(Errc::kInvalidArgument, "unexpected reply (id " +
+                                             std::to_string(message->header.msg_id) + ", " +
+                                             command_name(message->header.command) + ")"));
       return;
     }
   }
@@ -330,20 +330,34 @@ Result<Message> Connection::call(Command command, std::span<const uint8_t> paylo
 
 const char* command_name(uint16_t command) {
   switch (static_cast<Command>(command)) {
-    case Command::kVersion: return "VERSION";
-    case Command::kDmaMap: return "DMA_MAP";
-    case Command::kDmaUnmap: return "DMA_UNMAP";
-    case Command::kDeviceGetInfo: return "DEVICE_GET_INFO";
-    case Command::kDeviceGetRegionInfo: return "DEVICE_GET_REGION_INFO";
-    case Command::kDeviceGetRegionIoFds: return "DEVICE_GET_REGION_IO_FDS";
-    case Command::kDeviceGetIrqInfo: return "DEVICE_GET_IRQ_INFO";
-    case Command::kDeviceSetIrqs: return "DEVICE_SET_IRQS";
-    case Command::kRegionRead: return "REGION_READ";
-    case Command::kRegionWrite: return "REGION_WRITE";
-    case Command::kDmaRead: return "DMA_READ";
-    case Command::kDmaWrite: return "DMA_WRITE";
-    case Command::kDeviceReset: return "DEVICE_RESET";
-    case Command::kDirtyPages: return "DIRTY_PAGES";
+    case Command::kVersion:
+      return "VERSION";
+    case Command::kDmaMap:
+      return "DMA_MAP";
+    case Command::kDmaUnmap:
+      return "DMA_UNMAP";
+    case Command::kDeviceGetInfo:
+      return "DEVICE_GET_INFO";
+    case Command::kDeviceGetRegionInfo:
+      return "DEVICE_GET_REGION_INFO";
+    case Command::kDeviceGetRegionIoFds:
+      return "DEVICE_GET_REGION_IO_FDS";
+    case Command::kDeviceGetIrqInfo:
+      return "DEVICE_GET_IRQ_INFO";
+    case Command::kDeviceSetIrqs:
+      return "DEVICE_SET_IRQS";
+    case Command::kRegionRead:
+      return "REGION_READ";
+    case Command::kRegionWrite:
+      return "REGION_WRITE";
+    case Command::kDmaRead:
+      return "DMA_READ";
+    case Command::kDmaWrite:
+      return "DMA_WRITE";
+    case Command::kDeviceReset:
+      return "DEVICE_RESET";
+    case Command::kDirtyPages:
+      return "DIRTY_PAGES";
   }
   return "unknown command";
 }

@@ -92,8 +92,8 @@ class Connection {
 
   // Sends `command` and waits for its reply. An error reply comes back as an Error with the
   // peer's errno and leaves the connection usable; anything else that goes wrong fails it.
-  Result<Message> call(Command command, std::span<const uint8_t> payload,
-                       std::span<const int> fds, std::chrono::milliseconds timeout);
+  Result<Message> call(Command command, std::span<const uint8_t> payload, std::span<const int> fds,
+                       std::chrono::milliseconds timeout);
 
   // Fails the connection on behalf of a caller that found a reply malformed. `quiet` logs at
   // info level, for an orderly shutdown.

@@ -60,9 +60,7 @@ class ServerProcess {
       ::_exit(127);
     }
   }
-  ~ServerProcess() {
-    kill(SIGKILL);
-  }
+  ~ServerProcess() { kill(SIGKILL); }
   // Waits until `path` accepts connections.
   bool wait_listening(const std::string& path, std::chrono::milliseconds timeout) const {
     auto end = std::chrono::steady_clock::now() + timeout;

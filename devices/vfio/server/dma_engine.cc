@@ -53,17 +53,16 @@ Result<std::unique_ptr<DmaEngine>> DmaEngine::create(const DmaEngineOptions& opt
   msix_writable[3] = 0xc0;  // message control: MSI-X enable and function mask
   IOASIS_TRY(e->config_.add_capability(msix, msix_writable));
   if (options.isolation_group) {
-    IsolationGroupCapability cap{kCapIdVendor, 0, sizeof(cap), kVendorCapIsolationGroup, 0,
-                                 *options.isolation_group};
-    IOASIS_TRY(e->config_.add_capability(
-        {reinterpret_cast<const uint8_t*>(&cap), sizeof(cap)}));
+    IsolationGroupCapability cap{
+        kCapIdVendor, 0, sizeof(cap), kVendorCapIsolationGroup, 0, *options.isolation_group};
+    IOASIS_TRY(e->config_.add_capability({reinterpret_cast<const uint8_t*>(&cap), sizeof(cap)}));
   }
   int fd = ::memfd_create("dma-engine-bar2", MFD_CLOEXEC);
   if (fd < 0) return Error::from_errno("memfd_create");
   e->bar2_fd_.reset(fd);
   if (::ftruncate(fd, kBar2Size) < 0) return Error::from_errno("ftruncate");
-  IOASIS_ASSIGN_OR_RETURN(e->bar2_, MappedRegion::map(kBar2Size, PROT_READ | PROT_WRITE,
-                                                      MAP_SHARED, fd, 0));
+  IOASIS_ASSIGN_OR_RETURN(e->bar2_,
+                          MappedRegion::map(kBar2Size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
   e->worker_ = std::thread([p = e.get()] { p->run(); });
   return e;
 }

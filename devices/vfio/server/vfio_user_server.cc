@@ -20,20 +20,28 @@ std::vector<uint8_t> echo_of(std::span<const uint8_t> payload, size_t size) {
 
 int errno_for(const Error& e) {
   switch (e.code()) {
-    case Errc::kAlreadyExists: return EEXIST;
-    case Errc::kNotFound: return ENOENT;
-    case Errc::kResourceExhausted: return ENOSPC;
-    default: return e.sys_errno() ? e.sys_errno() : EINVAL;
+    case Errc::kAlreadyExists:
+      return EEXIST;
+    case Errc::kNotFound:
+      return ENOENT;
+    case Errc::kResourceExhausted:
+      return ENOSPC;
+    default:
+      return e.sys_errno() ? e.sys_errno() : EINVAL;
   }
 }
 
 // The size of each region the device has; zero for the indexes it leaves empty.
 uint64_t region_size(uint32_t index) {
   switch (index) {
-    case VFIO_PCI_BAR0_REGION_INDEX: return kBar0Size;
-    case VFIO_PCI_BAR2_REGION_INDEX: return kBar2Size;
-    case VFIO_PCI_CONFIG_REGION_INDEX: return 256;
-    default: return 0;
+    case VFIO_PCI_BAR0_REGION_INDEX:
+      return kBar0Size;
+    case VFIO_PCI_BAR2_REGION_INDEX:
+      return kBar2Size;
+    case VFIO_PCI_CONFIG_REGION_INDEX:
+      return 256;
+    default:
+      return 0;
   }
 }
 
@@ -115,9 +123,12 @@ Reply VfioUserServer::handle(Message& request) {
   std::span<const uint8_t> payload = request.payload;
   if (!negotiated_ && command != Command::kVersion) return Reply::failure(EINVAL);
   switch (command) {
-    case Command::kVersion: return on_version(payload);
-    case Command::kDmaMap: return on_dma_map(request);
-    case Command::kDmaUnmap: return on_dma_unmap(payload);
+    case Command::kVersion:
+      return on_version(payload);
+    case Command::kDmaMap:
+      return on_dma_map(request);
+    case Command::kDmaUnmap:
+      return on_dma_unmap(payload);
     case Command::kDeviceGetInfo: {
       auto in = read_struct<DeviceInfo>(payload, "DEVICE_GET_INFO");
       if (!in.ok() || in->argsz < sizeof(DeviceInfo)) return Reply::failure(EINVAL);
@@ -127,15 +138,21 @@ Reply VfioUserServer::handle(Message& request) {
       append(r.payload, info);
       return r;
     }
-    case Command::kDeviceGetRegionInfo: return on_region_info(payload);
-    case Command::kDeviceGetIrqInfo: return on_irq_info(payload);
-    case Command::kDeviceSetIrqs: return on_set_irqs(request);
-    case Command::kRegionRead: return on_region_access(payload, false);
-    case Command::kRegionWrite: return on_region_access(payload, true);
+    case Command::kDeviceGetRegionInfo:
+      return on_region_info(payload);
+    case Command::kDeviceGetIrqInfo:
+      return on_irq_info(payload);
+    case Command::kDeviceSetIrqs:
+      return on_set_irqs(request);
+    case Command::kRegionRead:
+      return on_region_access(payload, false);
+    case Command::kRegionWrite:
+      return on_region_access(payload, true);
     case Command::kDeviceReset:
       device_->reset();
       return Reply{};
-    default: return Reply::failure(ENOTSUP);
+    default:
+      return Reply::failure(ENOTSUP);
   }
 }
 
@@ -164,8 +181,7 @@ Reply VfioUserServer::on_dma_map(Message& request) {
                               map->flags & kDmaMapWrite, std::move(fd), map->offset);
   if (!r.ok()) {
     spdlog::warn("vfio-user server: DMA_MAP {:#x}+{:#x}: {}", uint64_t{map->address},
-                 uint64_t{map->size},
-                 r.error().message());
+                 uint64_t{map->size}, r.error().message());
     return Reply::failure(errno_for(r.error()));
   }
   return Reply{};
@@ -229,8 +245,10 @@ Reply VfioUserServer::on_set_irqs(Message& request) {
     device_->set_msix_eventfd(request.fds.empty() ? UniqueFd() : std::move(request.fds[0]));
   } else if (data == VFIO_IRQ_SET_DATA_NONE) {
     if (extra != 0 || !request.fds.empty()) return Reply::failure(EINVAL);
-    if (set->count == 0) device_->set_msix_eventfd(UniqueFd());
-    else device_->trigger_msix();
+    if (set->count == 0)
+      device_->set_msix_eventfd(UniqueFd());
+    else
+      device_->trigger_msix();
   } else if (data == VFIO_IRQ_SET_DATA_BOOL) {
     if (extra != set->count || !request.fds.empty()) return Reply::failure(EINVAL);
     if (set->count == 1 && request.payload.back()) device_->trigger_msix();
@@ -255,18 +273,30 @@ Reply VfioUserServer::on_region_access(std::span<const uint8_t> payload, bool wr
   if (write) {
     auto data = payload.subspan(sizeof(RegionAccess));
     switch (access->region) {
-      case VFIO_PCI_BAR0_REGION_INDEX: device_->bar0_write(access->offset, data); break;
-      case VFIO_PCI_BAR2_REGION_INDEX: device_->bar2_write(access->offset, data); break;
-      default: device_->config_write(access->offset, data); break;
+      case VFIO_PCI_BAR0_REGION_INDEX:
+        device_->bar0_write(access->offset, data);
+        break;
+      case VFIO_PCI_BAR2_REGION_INDEX:
+        device_->bar2_write(access->offset, data);
+        break;
+      default:
+        device_->config_write(access->offset, data);
+        break;
     }
     return r;
   }
   r.payload.resize(sizeof(RegionAccess) + access->count);
   std::span<uint8_t> out(r.payload.data() + sizeof(RegionAccess), access->count);
   switch (access->region) {
-    case VFIO_PCI_BAR0_REGION_INDEX: device_->bar0_read(access->offset, out); break;
-    case VFIO_PCI_BAR2_REGION_INDEX: device_->bar2_read(access->offset, out); break;
-    default: device_->config_read(access->offset, out); break;
+    case VFIO_PCI_BAR0_REGION_INDEX:
+      device_->bar0_read(access->offset, out);
+      break;
+    case VFIO_PCI_BAR2_REGION_INDEX:
+      device_->bar2_read(access->offset, out);
+      break;
+    default:
+      device_->config_read(access->offset, out);
+      break;
   }
   return r;
 }
