@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "base/log.h"
 #include "devices/vfio/server/vfio_user_server.h"
 
 using namespace ioasis::devices::vfio_user;
