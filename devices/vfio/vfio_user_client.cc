@@ -86,6 +86,11 @@ Result<Region> VfioUserClient::region(uint32_t index) {
   return r;
 }
 
+Result<VfioRegionInfo> VfioUserClient::region_info(uint32_t index) {
+  IOASIS_ASSIGN_OR_RETURN(Region r, region(index));
+  return std::move(r.info);  // the fd closes: a caller that mmaps asks region() instead
+}
+
 Result<vfio_irq_info> VfioUserClient::irq_info(uint32_t index) {
   vfio_irq_info request{sizeof(vfio_irq_info), 0, index, 0};
   IOASIS_ASSIGN_OR_RETURN(Message reply, call(Command::kDeviceGetIrqInfo, bytes_of(request)));

@@ -23,6 +23,7 @@
 #include "base/address.h"
 #include "base/fd.h"
 #include "base/result.h"
+#include "devices/vfio/vfio_device_transport.h"
 #include "devices/vfio/vfio_user_messages.h"
 #include "devices/vfio/vfio_user_socket.h"
 #include "iommu/types.h"
@@ -40,7 +41,7 @@ struct Region {
   UniqueFd fd;
 };
 
-class VfioUserClient {
+class VfioUserClient final : public VfioDeviceTransport {
  public:
   static Result<std::unique_ptr<VfioUserClient>> connect(const std::string& socket_path,
                                                          ClientOptions options = {});
@@ -51,24 +52,26 @@ class VfioUserClient {
   const DeviceInfo& device_info() const { return device_info_; }
 
   Result<Region> region(uint32_t index);
-  Result<vfio_irq_info> irq_info(uint32_t index);
+  Result<VfioRegionInfo> region_info(uint32_t index) override;
+  Result<vfio_irq_info> irq_info(uint32_t index) override;
   // Connects `eventfds` to vectors start.. of IRQ `index` (VFIO_IRQ_SET_ACTION_TRIGGER); an
   // empty span disconnects every vector of the index.
-  Result<void> set_irqs(uint32_t index, uint32_t start, std::span<const int> eventfds);
+  Result<void> set_irqs(uint32_t index, uint32_t start, std::span<const int> eventfds) override;
   // Split into transfers no larger than the server's max_data_xfer_size.
-  Result<void> region_read(uint32_t index, uint64_t offset, std::span<uint8_t> data);
-  Result<void> region_write(uint32_t index, uint64_t offset, std::span<const uint8_t> data);
+  Result<void> region_read(uint32_t index, uint64_t offset, std::span<uint8_t> data) override;
+  Result<void> region_write(uint32_t index, uint64_t offset,
+                            std::span<const uint8_t> data) override;
 
   Result<void> dma_map(Iova iova, const iommu::HostRange& host, iommu::Perm perm);
   // [iova, iova+size) must match one dma_map() exactly.
   Result<void> dma_unmap(Iova iova, uint64_t size);
-  Result<void> reset();
+  Result<void> reset() override;
 
   // The isolation group the server declares in its config space, if any.
   Result<std::optional<uint64_t>> isolation_group();
 
   bool failed() const { return connection_->failed(); }
-  std::optional<Error> failure() const { return connection_->failure(); }
+  std::optional<Error> failure() const override { return connection_->failure(); }
 
  private:
   struct SocketMap {
