@@ -71,7 +71,14 @@ void VfioUserServer::start() {
 void VfioUserServer::serve(int max_sessions) {
   for (int served = 0; !stopping_ && served != max_sessions;) {
     auto fd = accept_unix(listener_.get(), std::chrono::milliseconds(100));
-    if (!fd.ok()) continue;  // timeout: look at stopping_ again
+    if (!fd.ok()) {
+      // A timeout only means "look at stopping_ again"; anything else must not spin.
+      if (fd.error().code() != Errc::kUnavailable) {
+        spdlog::warn("vfio-user server {}: {}", options_.socket_path, fd.error().message());
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      continue;
+    }
     negotiated_ = false;
     auto session = std::make_shared<Connection>(
         std::move(*fd), "vfio-user server " + options_.socket_path,
