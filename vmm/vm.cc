@@ -67,10 +67,6 @@ class KvmIoEvents final : public devices::IoEvents {
   kvm::Vm& vm_;
 };
 
-uint32_t endpoint_id(const devices::PciAddress& a) {
-  return static_cast<uint32_t>(a.bus) << 8 | a.devfn();
-}
-
 }  // namespace
 
 Vm::Vm(const VmConfig& config, asio::io_context& io, ExitHandler on_exit)
@@ -94,6 +90,8 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config, asio::io_context&
   IOASIS_TRY(vm->create_memory());
   IOASIS_TRY(vm->create_dma());
   IOASIS_TRY(vm->create_legacy_devices());
+  IOASIS_TRY(vm->create_address_spaces());
+  IOASIS_TRY(vm->create_user_devices());
   IOASIS_TRY(vm->create_disks());
   IOASIS_TRY(vm->write_acpi_tables());
   IOASIS_TRY(vm->load_kernel());
@@ -194,7 +192,7 @@ Result<devices::PciAddress> Vm::add_virtio_device(
                           devices::virtio::VirtioPci::create(device, std::move(options)));
   IOASIS_ASSIGN_OR_RETURN(devices::PciAddress address, pci_->add_device(transport));
   if (behind_iommu) {
-    uint32_t endpoint = endpoint_id(address);
+    uint32_t endpoint = address.bdf();
     IOASIS_TRY(iommu_endpoints_->add(endpoint, id));
     transport->set_fault_reporter(
         [this, endpoints = iommu_endpoints_, endpoint, name](const iommu::DmaFault& f) {
@@ -205,7 +203,7 @@ Result<devices::PciAddress> Vm::add_virtio_device(
   spdlog::info("{} at PCI {}{}", name, address.to_string(),
                behind_iommu ? " behind the virtio-iommu" : "");
   virtio_devices_.push_back(std::move(transport));
-  devices_.push_back({name, kind, address.to_string(), behind_iommu, "", id});
+  devices_.push_back({name, kind, address.to_string(), behind_iommu, "", id, nullptr});
   return address;
 }
 
@@ -225,7 +223,7 @@ Result<void> Vm::create_disks() {
 std::optional<acpi::ViotConfig> Vm::viot_config() const {
   if (!viommu_address_) return std::nullopt;
   acpi::ViotConfig viot;
-  viot.iommu = {0, static_cast<uint16_t>(endpoint_id(*viommu_address_))};
+  viot.iommu = {0, viommu_address_->bdf()};
   // Consecutive BDFs share one PCI range node.
   for (uint32_t endpoint : iommu_endpoints_->endpoints()) {
     auto bdf = static_cast<uint16_t>(endpoint);
@@ -271,7 +269,7 @@ Result<void> Vm::create_serial() {
   }
   serial_ = std::make_shared<devices::Serial>(interrupts_->legacy_line(layout::kIrqCom1), serial_output_);
   IOASIS_TRY(pio_.insert(serial_, layout::kPortCom1, 8));
-  devices_.push_back({"serial0", "serial", "", false, "", std::nullopt});
+  devices_.push_back({"serial0", "serial", "", false, "", std::nullopt, nullptr});
   if (serial_socket_) serial_socket_->start();
   return {};
 }
