@@ -105,8 +105,8 @@ Result<void> IommuEngine::add_endpoint(uint32_t endpoint, iommu::DeviceId device
   }
   for (const auto& [id, ep] : endpoints_) {
     if (ep.device == device) {
-      return Error(Errc::kAlreadyExists, fmt::format("device {} is already endpoint {:#x}",
-                                                     device.value, id));
+      return Error(Errc::kAlreadyExists,
+                   fmt::format("device {} is already endpoint {:#x}", device.value, id));
     }
   }
   Endpoint ep{device, std::nullopt};
@@ -243,8 +243,7 @@ uint8_t IommuEngine::detach(const DetachRequest& req) {
   Endpoint& ep = ep_it->second;
   if (ep.domain != req.domain) return kSInval;
   if (auto r = settle_unattached(ep); !r.ok()) {
-    spdlog::error("virtio-iommu: detaching endpoint {:#x}: {}", req.endpoint,
-                  r.error().message());
+    spdlog::error("virtio-iommu: detaching endpoint {:#x}: {}", req.endpoint, r.error().message());
     return kSDevErr;
   }
   leave_domain(req.endpoint, ep);
