@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace ioasis::devices::virtio_iommu {
@@ -330,30 +331,48 @@ Reply IommuEngine::probe(const ProbeRequest& req, size_t tail_offset) {
 
 // ---- Faults ----
 
+std::function<void()> IommuEngine::queue_fault(uint32_t endpoint, const iommu::DmaFault& fault) {
+  FaultEvent ev{};
+  ev.reason = fault.reason == iommu::FaultReason::kNotAttached ? kFaultRDomain : kFaultRMapping;
+  ev.flags = (fault.access == iommu::Access::kRead ? kFaultFRead : kFaultFWrite) | kFaultFAddress;
+  ev.endpoint = endpoint;
+  ev.address = fault.iova.value;
+  // The spec lets the device drop events when the driver gives no buffer; a bounded backlog
+  // keeps a faulting device from growing memory without limit.
+  if (faults_.size() >= options_.fault_backlog) {
+    dropped_faults_++;
+    return nullptr;
+  }
+  faults_.push_back(ev);
+  return fault_notifier_;
+}
+
+void IommuEngine::report_fault(uint32_t endpoint, const iommu::DmaFault& fault) {
+  std::function<void()> notify;
+  {
+    std::lock_guard lock(mu_);
+    if (!endpoints_.count(endpoint)) {
+      spdlog::warn("virtio-iommu: fault from unknown endpoint {:#x}: {}", endpoint,
+                   fault.to_string());
+      return;
+    }
+    notify = queue_fault(endpoint, fault);
+  }
+  if (notify) notify();
+}
+
 void IommuEngine::report_fault(iommu::DeviceId device, const iommu::DmaFault& fault) {
   std::function<void()> notify;
   {
     std::lock_guard lock(mu_);
-    const uint32_t* endpoint = nullptr;
-    for (const auto& [id, ep] : endpoints_) {
-      if (ep.device == device) endpoint = &id;
-    }
-    if (!endpoint) {
+    auto it = std::find_if(endpoints_.begin(), endpoints_.end(),
+                           [&](const auto& e) { return e.second.device == device; });
+    if (it == endpoints_.end()) {
       spdlog::warn("virtio-iommu: fault from device {} which is no endpoint: {}", device.value,
                    fault.to_string());
       return;
     }
-    FaultEvent ev{};
-    ev.reason = fault.reason == iommu::FaultReason::kNotAttached ? kFaultRDomain : kFaultRMapping;
-    ev.flags = (fault.access == iommu::Access::kRead ? kFaultFRead : kFaultFWrite) | kFaultFAddress;
-    ev.endpoint = *endpoint;
-    ev.address = fault.iova.value;
-    if (faults_.size() >= options_.fault_backlog) {
-      dropped_faults_++;
-      return;
-    }
-    faults_.push_back(ev);
-    notify = fault_notifier_;
+    notify = queue_fault(it->first, fault);
   }
   if (notify) notify();
 }

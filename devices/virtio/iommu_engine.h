@@ -90,7 +90,8 @@ class IommuEngine {
   // field keeps its value, as the spec asks.
   void reset();
 
-  // A DMA of `device` failed to translate. Queues a fault event for the event queue.
+  // A DMA of an endpoint failed to translate. Queues a fault event for the event queue.
+  void report_fault(uint32_t endpoint, const iommu::DmaFault& fault);
   void report_fault(iommu::DeviceId device, const iommu::DmaFault& fault);
   // The oldest queued fault event, for the event queue to deliver.
   std::optional<FaultEvent> next_fault();
@@ -128,6 +129,8 @@ class IommuEngine {
   Result<void> settle_unattached(const Endpoint& ep);
   void leave_domain(uint32_t endpoint, Endpoint& ep);
   void drop_domain(uint32_t id);
+  // Queues the event under the lock; returns the notifier to call once it is released.
+  std::function<void()> queue_fault(uint32_t endpoint, const iommu::DmaFault& fault);
 
   iommu::IoasidContext& ctx_;
   const iommu::IoasId guest_ram_;

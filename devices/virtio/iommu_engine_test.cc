@@ -330,6 +330,17 @@ TEST_F(ViommuEngineTest, FaultBacklogIsBoundedAndCountsDrops) {
   EXPECT_EQ(delivered, 3);
 }
 
+TEST_F(ViommuEngineTest, FaultsAreReportedByEndpointIdToo) {
+  iommu::DmaFault f{Iova(0x2000), iommu::Access::kWrite, iommu::FaultReason::kUnmapped};
+  engine_->report_fault(kEp2, f);
+  engine_->report_fault(uint32_t{0x99}, f);
+  auto ev = engine_->next_fault();
+  ASSERT_TRUE(ev.has_value());
+  EXPECT_EQ(ev->endpoint, kEp2);
+  EXPECT_EQ(ev->flags, kFaultFWrite | kFaultFAddress);
+  EXPECT_FALSE(engine_->next_fault().has_value()) << "unknown endpoints raise no event";
+}
+
 TEST_F(ViommuEngineTest, ResetDropsQueuedFaults) {
   iommu::DmaFault f{Iova(0x1000), iommu::Access::kRead, iommu::FaultReason::kUnmapped};
   engine_->report_fault(dev1_, f);
