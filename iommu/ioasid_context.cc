@@ -377,6 +377,26 @@ Result<IoasStats> IoasidContext::stats(IoasId id) const {
                    static_cast<uint32_t>(x->devices.size())};
 }
 
+Result<std::vector<DmaMapping>> IoasidContext::mappings(IoasId id, Iova from, size_t max) const {
+  std::lock_guard lock(s_->mu);
+  IOASIS_ASSIGN_OR_RETURN(const Ioas* x, s_->find_ioas(id));
+  std::vector<DmaMapping> out;
+  // A mapping that starts below `from` but covers it is included: listings resume mid-way.
+  auto it = x->table->find(from.value);
+  if (it == x->table->entries.end()) it = x->table->entries.lower_bound(from.value);
+  for (; it != x->table->entries.end() && out.size() < max; ++it) {
+    out.push_back(DmaMapping{Iova(it->first), it->second.host, it->second.perm});
+    out.back().host.length = it->second.last - it->first + 1;
+  }
+  return out;
+}
+
+Result<std::vector<DeviceId>> IoasidContext::devices(IoasId id) const {
+  std::lock_guard lock(s_->mu);
+  IOASIS_ASSIGN_OR_RETURN(const Ioas* x, s_->find_ioas(id));
+  return x->devices;
+}
+
 ContextStats IoasidContext::stats() const {
   std::lock_guard lock(s_->mu);
   ContextStats st;

@@ -114,6 +114,11 @@ class IoasidContext {
   Result<IoasStats> stats(IoasId ioas) const;
   ContextStats stats() const;
 
+  // Up to `max` mappings of `ioas` starting at or after `from`, in IOVA order (for listings).
+  Result<std::vector<DmaMapping>> mappings(IoasId ioas, Iova from, size_t max) const;
+  // The devices attached to `ioas`, in attach order.
+  Result<std::vector<DeviceId>> devices(IoasId ioas) const;
+
   // What `device` uses to reach memory through its address space. Each view has its own IOTLB
   // and is meant for one thread at a time; a device with several DMA threads takes one each.
   Result<std::unique_ptr<DmaView>> dma_view(DeviceId device);

@@ -456,3 +456,37 @@ TEST_F(IoasidContextTest, StatsCountAddressSpacesDevicesAndMappings) {
 
 }  // namespace
 }  // namespace ioasis::iommu
+
+namespace ioasis::iommu {
+namespace {
+
+TEST_F(IoasidContextTest, MappingsListInIovaOrderAPageAtATime) {
+  IoasId x = create();
+  for (uint64_t i = 0; i < 5; ++i) {
+    ASSERT_TRUE(ctx.map(x, Iova(0x100000 * (5 - i)), host_at(i * 0x2000, 0x2000), Perm::kRead).ok());
+  }
+  auto first = ctx.mappings(x, Iova(0), 2);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 2u);
+  EXPECT_EQ((*first)[0].iova, Iova(0x100000));
+  EXPECT_EQ((*first)[0].host.hva, kHost + 4 * 0x2000);
+  EXPECT_EQ((*first)[0].host.length, 0x2000u);
+  EXPECT_EQ((*first)[1].iova, Iova(0x200000));
+  // Resuming inside a mapping includes that mapping.
+  auto rest = ctx.mappings(x, Iova(0x300001), 10);
+  ASSERT_EQ(rest->size(), 3u);
+  EXPECT_EQ((*rest)[0].iova, Iova(0x300000));
+  EXPECT_EQ(ctx.mappings(IoasId{999}, Iova(0), 1).error().code(), Errc::kNotFound);
+}
+
+TEST_F(IoasidContextTest, DevicesListsWhatIsAttached) {
+  IoasId x = create();
+  DeviceId a = join("a"), b = join("b");
+  ASSERT_TRUE(ctx.attach(a, x).ok());
+  ASSERT_TRUE(ctx.attach(b, x).ok());
+  ASSERT_TRUE(ctx.detach(a).ok());
+  EXPECT_EQ(*ctx.devices(x), std::vector<DeviceId>{b});
+}
+
+}  // namespace
+}  // namespace ioasis::iommu

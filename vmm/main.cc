@@ -7,7 +7,8 @@
 
 #include "base/log.h"
 #include "vmm/config/vm_config.h"
-#include "vmm/vm.h"
+#include "api/server.h"
+#include "vmm/vmm.h"
 
 namespace {
 
@@ -16,7 +17,7 @@ constexpr int kExitVmmError = 1;
 
 struct CliArgs {
   std::string kernel, initramfs, cmdline, memory = "size=512M", cpus = "boot=1", serial = "stdio";
-  std::string cpu_features = "host", log_level = "info";
+  std::string cpu_features = "host", log_level = "info", api_socket;
 };
 
 ioasis::Result<ioasis::VmConfig> to_config(const CliArgs& a) {
@@ -53,8 +54,9 @@ int main(int argc, char** argv) {
   CLI::App app{"ioasis: a KVM virtual machine monitor built around I/O address spaces"};
   app.set_version_flag("--version", std::string("ioasis ") + IOASIS_VERSION);
   CliArgs a;
-  app.add_option("--kernel", a.kernel, "Kernel to boot: ELF with a PVH note, ELF vmlinux or bzImage")
-      ->required();
+  app.add_option("--kernel", a.kernel, "Kernel to boot: ELF with a PVH note, ELF vmlinux or bzImage");
+  app.add_option("--api-socket", a.api_socket,
+                 "Serve the gRPC API on this UNIX socket; without --kernel, wait for Create/Boot");
   app.add_option("--initramfs", a.initramfs, "Initial ramdisk");
   app.add_option("--cmdline", a.cmdline, "Kernel command line");
   app.add_option("--memory", a.memory, "Guest RAM: size=<bytes>[K|M|G]")->capture_default_str();
@@ -76,21 +78,42 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "ioasis: --log-level: {}\n", r.error().message());
     return kExitUsage;
   }
-  auto config = to_config(a);
-  if (!config) {
-    fmt::print(stderr, "ioasis: {}\n", config.error().message());
+  if (a.kernel.empty() && a.api_socket.empty()) {
+    fmt::print(stderr, "ioasis: --kernel or --api-socket is required (see --help)\n");
     return kExitUsage;
   }
-  auto vm = ioasis::Vm::create(*config);
-  if (!vm) {
-    spdlog::error("{}", vm.error().message());
-    return kExitVmmError;
+  std::optional<ioasis::VmConfig> config;
+  if (!a.kernel.empty()) {
+    auto parsed = to_config(a);
+    if (!parsed) {
+      fmt::print(stderr, "ioasis: {}\n", parsed.error().message());
+      return kExitUsage;
+    }
+    config = std::move(*parsed);
   }
-  ioasis::VmExit exit = (*vm)->run();
-  if (exit.kind == ioasis::VmExit::Kind::kVcpuError) {
-    spdlog::error("VM stopped: {}", exit.detail);
-  } else {
-    spdlog::info("VM stopped: {}", exit.detail);
+
+  // With an API socket the VMM outlives its VM, waiting for the next request.
+  ioasis::Vmm vmm(/*exit_with_vm=*/a.api_socket.empty());
+  std::unique_ptr<ioasis::api::ApiServer> api;
+  if (!a.api_socket.empty()) {
+    auto server = ioasis::api::ApiServer::start(a.api_socket, vmm);
+    if (!server) {
+      spdlog::error("{}", server.error().message());
+      return kExitVmmError;
+    }
+    api = std::move(*server);
   }
-  return exit.exit_status();
+  if (config) {
+    if (auto r = vmm.create(*config); !r) {
+      spdlog::error("{}", r.error().message());
+      return kExitVmmError;
+    }
+    if (auto r = vmm.boot(); !r) {
+      spdlog::error("{}", r.error().message());
+      return kExitVmmError;
+    }
+  }
+  int status = vmm.run();
+  api.reset();  // stop serving before the VMM goes away
+  return status;
 }

@@ -42,10 +42,48 @@ void VcpuThread::start() {
   });
 }
 
-void VcpuThread::stop() {
-  stopping_ = true;
+void VcpuThread::kick() {
   vcpu_.set_immediate_exit(true);
   if (thread_.joinable() && running_) pthread_kill(thread_.native_handle(), kKickSignal);
+}
+
+void VcpuThread::stop() {
+  stopping_ = true;
+  {
+    std::lock_guard lock(pause_mu_);
+    pause_cv_.notify_all();
+  }
+  kick();
+}
+
+void VcpuThread::pause() {
+  std::unique_lock lock(pause_mu_);
+  pause_requested_ = true;
+  pause_flag_ = true;
+  while (!parked_ && running_ && !stopping_) {
+    lock.unlock();
+    kick();  // again, in case the thread was between its check and KVM_RUN
+    lock.lock();
+    pause_cv_.wait_for(lock, std::chrono::milliseconds(1));
+  }
+}
+
+void VcpuThread::resume() {
+  std::lock_guard lock(pause_mu_);
+  pause_requested_ = false;
+  pause_flag_ = false;
+  pause_cv_.notify_all();
+}
+
+bool VcpuThread::wait_while_paused() {
+  std::unique_lock lock(pause_mu_);
+  parked_ = true;
+  pause_cv_.notify_all();
+  pause_cv_.wait(lock, [this] { return !pause_requested_ || stopping_; });
+  parked_ = false;
+  // The kicks that parked us left immediate_exit set; clear it before running again.
+  vcpu_.set_immediate_exit(false);
+  return !stopping_;
 }
 
 void VcpuThread::join() {
@@ -62,6 +100,7 @@ void VcpuThread::join() {
 
 void VcpuThread::loop() {
   while (!stopping_) {
+    if (pause_flag_ && !wait_while_paused()) return;
     auto r = vcpu_.run();
     if (!r) {
       if (r.error().sys_errno() == EINTR || r.error().sys_errno() == EAGAIN) continue;

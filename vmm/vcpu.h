@@ -4,6 +4,8 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "devices/bus/bus.h"
@@ -23,6 +25,9 @@ class VcpuThread {
   // Makes KVM_RUN return and the thread leave its loop.
   void stop();
   void join();
+  // Parks the thread outside KVM_RUN and returns once it is parked; resume() lets it go on.
+  void pause();
+  void resume();
 
   // Registers, segments and control registers in one line-per-group dump for error reports.
   static std::string describe_state(const kvm::Vcpu& vcpu);
@@ -34,6 +39,9 @@ class VcpuThread {
   void handle_io(kvm_run* run);
   void handle_mmio(kvm_run* run);
   void fail(const std::string& what);
+  void kick();
+  // Waits while paused; returns false when the thread must stop.
+  bool wait_while_paused();
 
   kvm::Vcpu vcpu_;
   const devices::Bus& pio_;
@@ -42,6 +50,12 @@ class VcpuThread {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> running_{false};
+
+  std::mutex pause_mu_;
+  std::condition_variable pause_cv_;
+  bool pause_requested_ = false;  // guarded by pause_mu_
+  bool parked_ = false;           // guarded by pause_mu_
+  std::atomic<bool> pause_flag_{false};  // read without the lock on every exit
 };
 
 }  // namespace ioasis

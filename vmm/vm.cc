@@ -4,9 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/signal_set.hpp>
 
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/reset.h"
@@ -36,17 +34,18 @@ constexpr uint32_t kApicDeliveryNmi = 0x400;
 
 }  // namespace
 
-Vm::Vm(const VmConfig& config)
-    : config_(config), exit_([this](const VmExit&) { io_.stop(); }) {}
+Vm::Vm(const VmConfig& config, asio::io_context& io, ExitHandler on_exit)
+    : config_(config), io_(io), exit_(std::move(on_exit)) {}
 
 Vm::~Vm() {
-  for (auto& v : vcpus_) v->join();
+  stop();
   if (serial_socket_) serial_socket_->stop();
 }
 
-Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config) {
+Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config, asio::io_context& io,
+                                       ExitHandler on_exit) {
   IOASIS_TRY(config.validate());
-  std::unique_ptr<Vm> vm(new Vm(config));
+  std::unique_ptr<Vm> vm(new Vm(config, io, std::move(on_exit)));
   IOASIS_TRY(vm->create_kvm_vm());
   IOASIS_TRY(vm->create_memory());
   IOASIS_TRY(vm->create_legacy_devices());
@@ -148,6 +147,7 @@ Result<void> Vm::create_serial() {
   }
   serial_ = std::make_shared<devices::Serial>(interrupts_->legacy_line(layout::kIrqCom1), serial_output_);
   IOASIS_TRY(pio_.insert(serial_, layout::kPortCom1, 8));
+  devices_.push_back({"serial0", "serial", "", false, ""});
   if (serial_socket_) serial_socket_->start();
   return {};
 }
@@ -216,32 +216,35 @@ Result<void> Vm::create_vcpus() {
 }
 
 void Vm::watch_stdin() {
-  if (!serial_ || config_.serial.mode != SerialConfig::Mode::kStdio || isatty(STDIN_FILENO) == 0) return;
-  auto in = std::make_shared<asio::posix::stream_descriptor>(io_, ::dup(STDIN_FILENO));
-  auto buf = std::make_shared<std::array<uint8_t, 256>>();
-  auto read_more = std::make_shared<std::function<void()>>();
-  *read_more = [this, in, buf, read_more] {
-    in->async_read_some(asio::buffer(*buf), [this, in, buf, read_more](auto ec, size_t n) {
-      if (ec) return;  // EOF or closed: the console stays output-only
-      serial_->enqueue_input(std::span<const uint8_t>(buf->data(), n));
-      (*read_more)();
-    });
-  };
-  (*read_more)();
+  if (!serial_ || config_.serial.mode != SerialConfig::Mode::kStdio || !isatty(STDIN_FILENO)) return;
+  stdin_ = std::make_unique<asio::posix::stream_descriptor>(io_, ::dup(STDIN_FILENO));
+  read_stdin();
 }
 
-VmExit Vm::run() {
-  auto work = asio::make_work_guard(io_);
-  asio::signal_set signals(io_, SIGINT, SIGTERM);
-  signals.async_wait([this](auto ec, int signo) {
-    if (!ec) request_exit({VmExit::Kind::kSignal, signo, fmt::format("received signal {}", signo)});
+void Vm::read_stdin() {
+  stdin_->async_read_some(asio::buffer(stdin_buf_), [this](auto ec, size_t n) {
+    if (ec) return;  // EOF, or the VM is going away: the console stays output-only
+    serial_->enqueue_input(std::span<const uint8_t>(stdin_buf_.data(), n));
+    read_stdin();
   });
+}
+
+void Vm::start() {
   watch_stdin();
   for (auto& v : vcpus_) v->start();
-  io_.run();
+}
+
+void Vm::stop() {
   for (auto& v : vcpus_) v->stop();
   for (auto& v : vcpus_) v->join();
-  return *exit_.get();
+}
+
+void Vm::pause() {
+  for (auto& v : vcpus_) v->pause();
+}
+
+void Vm::resume() {
+  for (auto& v : vcpus_) v->resume();
 }
 
 }  // namespace ioasis

@@ -1,9 +1,12 @@
 // One virtual machine: KVM objects, guest RAM, the irqchip, buses and devices, firmware tables,
-// the loaded kernel and the vCPU threads, assembled from a VmConfig. The control loop (a
-// Boost.Asio io_context) runs on the thread that calls run().
+// the loaded kernel and the vCPU threads, assembled from a VmConfig. Device work runs on the
+// control loop (a Boost.Asio io_context) that the owner (Vmm) runs; every method is called there.
 #pragma once
 
+#include <array>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -22,23 +25,45 @@
 
 namespace ioasis {
 
+// A device of the running VM, as the API lists it.
+struct DeviceRecord {
+  std::string id;
+  std::string kind;  // "serial", "virtio-blk", "virtio-iommu", "vfio-user", ...
+  std::string bdf;   // "00:03.0" for PCI functions
+  bool iommu = false;
+  std::string failure;
+};
+
 class Vm {
  public:
+  // Called once, from whichever thread saw it first, when the VM stops by itself (power-off,
+  // reset, debug exit, a vCPU error) or by request_exit().
+  using ExitHandler = std::function<void(const VmExit&)>;
+
   // Builds the whole machine; any bad input (config, kernel, initramfs) is an error here, before
   // a vCPU runs.
-  static Result<std::unique_ptr<Vm>> create(const VmConfig& config);
+  static Result<std::unique_ptr<Vm>> create(const VmConfig& config, boost::asio::io_context& io,
+                                            ExitHandler on_exit);
   ~Vm();
 
-  // Starts the vCPUs and runs the control loop until the VM stops; returns why it stopped.
-  VmExit run();
+  // Starts the vCPU threads.
+  void start();
+  // Stops and joins the vCPU threads (after an exit, or to tear the VM down).
+  void stop();
+  // Parks every vCPU outside KVM_RUN; resume() lets them go on.
+  void pause();
+  void resume();
   // Asks the VM to stop; safe from any thread.
   void request_exit(VmExit exit) { exit_.request(std::move(exit)); }
+  std::optional<VmExit> exit_reason() const { return exit_.get(); }
 
   boost::asio::io_context& io() { return io_; }
   const GuestMemory& memory() const { return *memory_; }
+  const VmConfig& config() const { return config_; }
+  const std::vector<DeviceRecord>& devices() const { return devices_; }
 
  private:
-  explicit Vm(const VmConfig& config);
+  Vm(const VmConfig& config, boost::asio::io_context& io, ExitHandler on_exit);
 
   Result<void> create_kvm_vm();
   Result<void> create_memory();
@@ -50,9 +75,10 @@ class Vm {
   Result<void> load_kernel();
   Result<void> create_vcpus();
   void watch_stdin();
+  void read_stdin();
 
   VmConfig config_;
-  boost::asio::io_context io_;
+  boost::asio::io_context& io_;
   ExitLatch exit_;
 
   std::optional<kvm::System> kvm_;
@@ -70,6 +96,10 @@ class Vm {
   Gpa rsdp_;
   std::optional<boot::BootEntry> entry_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
+  std::vector<DeviceRecord> devices_;
+
+  std::unique_ptr<boost::asio::posix::stream_descriptor> stdin_;
+  std::array<uint8_t, 256> stdin_buf_{};
 };
 
 }  // namespace ioasis

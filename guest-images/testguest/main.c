@@ -11,6 +11,12 @@ static const struct scenario kScenarios[] = {
     {"pci", "PCI enumeration through 0xcf8 and ECAM, BARs, capabilities, MSI-X tables",
      scenario_pci},
     {"irq", "IDT, LAPIC self-IPI and one-shot timer, EOI", scenario_irq},
+    {"heartbeat", "stays up, printing a tick per LAPIC timer period", scenario_heartbeat},
+    {"virtio-blk", "virtio-pci transport, virtio-blk I/O, GET_ID, read-only disk, MSI-X",
+     scenario_virtio_blk},
+    {"viommu", "virtio-iommu config, VIOT and request conformance", scenario_viommu},
+    {"viommu-dma", "virtio-blk DMA through the virtio-iommu: domains, bypass, faults",
+     scenario_viommu_dma},
 };
 
 enum { kScenarioNameMax = 32 };

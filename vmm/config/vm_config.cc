@@ -1,5 +1,7 @@
 #include "vmm/config/vm_config.h"
 
+#include "vmm/x86/cpuid.h"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -39,6 +41,8 @@ Result<void> VmConfig::validate() const {
   if (cpus == 0 || cpus > 254) {
     return Error(Errc::kInvalidArgument, fmt::format("--cpus boot={}: must be 1 to 254", cpus));
   }
+  // Feature names are checked now, not when the VM boots; whether KVM has them is a boot matter.
+  IOASIS_TRY(x86::CpuPolicy::parse(cpu_features));
   return {};
 }
 
