@@ -385,6 +385,11 @@ std::optional<FaultEvent> IommuEngine::next_fault() {
   return ev;
 }
 
+bool IommuEngine::has_faults() const {
+  std::lock_guard lock(mu_);
+  return !faults_.empty();
+}
+
 void IommuEngine::set_fault_notifier(std::function<void()> notify) {
   std::lock_guard lock(mu_);
   fault_notifier_ = std::move(notify);

@@ -95,6 +95,7 @@ class IommuEngine {
   void report_fault(iommu::DeviceId device, const iommu::DmaFault& fault);
   // The oldest queued fault event, for the event queue to deliver.
   std::optional<FaultEvent> next_fault();
+  bool has_faults() const;
   // Called after a fault event was queued, outside the engine's lock.
   void set_fault_notifier(std::function<void()> notify);
   uint64_t dropped_faults() const;
