@@ -17,6 +17,8 @@ static const struct scenario kScenarios[] = {
     {"viommu", "virtio-iommu config, VIOT and request conformance", scenario_viommu},
     {"viommu-dma", "virtio-blk DMA through the virtio-iommu: domains, bypass, faults",
      scenario_viommu_dma},
+    {"viommu-bench", "MAP+UNMAP round trips per second through the virtio-iommu",
+     scenario_viommu_bench},
 };
 
 enum { kScenarioNameMax = 32 };

@@ -18,6 +18,7 @@ void scenario_heartbeat(const struct boot_info* boot);
 void scenario_virtio_blk(const struct boot_info* boot);
 void scenario_viommu(const struct boot_info* boot);
 void scenario_viommu_dma(const struct boot_info* boot);
+void scenario_viommu_bench(const struct boot_info* boot);
 
 // Reads an optional unsigned decimal key=value from the command line.
 bool cmdline_get_uint(const char* cmdline, const char* key, uint64_t* value);
