@@ -17,7 +17,8 @@ constexpr int kExitVmmError = 1;
 
 struct CliArgs {
   std::string kernel, initramfs, cmdline, memory = "size=512M", cpus = "boot=1", serial = "stdio";
-  std::string cpu_features = "host", log_level = "info", api_socket;
+  std::string cpu_features = "host", log_level = "info", api_socket, iommu = "off";
+  std::vector<std::string> disks;
 };
 
 ioasis::Result<ioasis::VmConfig> to_config(const CliArgs& a) {
@@ -44,6 +45,11 @@ ioasis::Result<ioasis::VmConfig> to_config(const CliArgs& a) {
   }
   IOASIS_ASSIGN_OR_RETURN(c.serial, ioasis::SerialConfig::parse(a.serial));
   c.cpu_features = a.cpu_features;
+  for (const std::string& spec : a.disks) {
+    IOASIS_ASSIGN_OR_RETURN(ioasis::DiskConfig disk, ioasis::DiskConfig::parse(spec));
+    c.disks.push_back(std::move(disk));
+  }
+  IOASIS_ASSIGN_OR_RETURN(c.iommu, ioasis::parse_switch("--iommu", a.iommu));
   IOASIS_TRY(c.validate());
   return c;
 }
@@ -65,6 +71,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--cpu-features", a.cpu_features,
                  "CPUID policy and changes: [host|baseline][,+feature|,-feature...]")
+      ->capture_default_str();
+  app.add_option("--disk", a.disks,
+                 "virtio-blk disk: path=PATH[,readonly=on][,iommu=on][,id=ID] (repeatable)");
+  app.add_option("--iommu", a.iommu, "virtio-iommu: on | off (on when any device has iommu=on)")
       ->capture_default_str();
   app.add_option("--log-level", a.log_level, "trace | debug | info | warn | error | off")
       ->capture_default_str();

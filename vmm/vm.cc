@@ -9,6 +9,9 @@
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/reset.h"
 #include "devices/pci/config_access.h"
+#include "devices/virtio/blk.h"
+#include "iommu/backends/software.h"
+#include "iommu/dma_view.h"
 #include "vmm/acpi/acpi.h"
 #include "vmm/layout.h"
 #include "vmm/x86/boot_cpu.h"
@@ -32,6 +35,42 @@ constexpr size_t kApicLvtLint1 = 0x360;
 constexpr uint32_t kApicDeliveryExtInt = 0x700;
 constexpr uint32_t kApicDeliveryNmi = 0x400;
 
+// Doorbells on KVM_IOEVENTFD; each registration deassigns itself.
+class KvmIoEventRegistration final : public devices::IoEventRegistration {
+ public:
+  KvmIoEventRegistration(kvm::Vm& vm, int eventfd, uint64_t addr, uint32_t len)
+      : vm_(vm), eventfd_(eventfd), addr_(addr), len_(len) {}
+  ~KvmIoEventRegistration() override {
+    if (auto r = vm_.ioeventfd(eventfd_, addr_, len_, false, std::nullopt, false); !r) {
+      spdlog::warn("removing the ioeventfd at {:#x}: {}", addr_, r.error().message());
+    }
+  }
+
+ private:
+  kvm::Vm& vm_;
+  int eventfd_;
+  uint64_t addr_;
+  uint32_t len_;
+};
+
+class KvmIoEvents final : public devices::IoEvents {
+ public:
+  explicit KvmIoEvents(kvm::Vm& vm) : vm_(vm) {}
+  Result<std::unique_ptr<devices::IoEventRegistration>> add_mmio(int eventfd, uint64_t addr,
+                                                                 uint32_t len) override {
+    IOASIS_TRY(vm_.ioeventfd(eventfd, addr, len, false, std::nullopt, true));
+    return std::unique_ptr<devices::IoEventRegistration>(
+        std::make_unique<KvmIoEventRegistration>(vm_, eventfd, addr, len));
+  }
+
+ private:
+  kvm::Vm& vm_;
+};
+
+uint32_t endpoint_id(const devices::PciAddress& a) {
+  return static_cast<uint32_t>(a.bus) << 8 | a.devfn();
+}
+
 }  // namespace
 
 Vm::Vm(const VmConfig& config, asio::io_context& io, ExitHandler on_exit)
@@ -39,6 +78,11 @@ Vm::Vm(const VmConfig& config, asio::io_context& io, ExitHandler on_exit)
 
 Vm::~Vm() {
   stop();
+  // The config-space devices on the buses hold the root, and the root takes its BARs off the
+  // buses when it goes: drop it here, while both buses still exist.
+  (void)pio_.remove(layout::kPortPciConfig);
+  (void)mmio_.remove(layout::kPciEcamStart);
+  pci_.reset();
   if (serial_socket_) serial_socket_->stop();
 }
 
@@ -48,7 +92,9 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config, asio::io_context&
   std::unique_ptr<Vm> vm(new Vm(config, io, std::move(on_exit)));
   IOASIS_TRY(vm->create_kvm_vm());
   IOASIS_TRY(vm->create_memory());
+  IOASIS_TRY(vm->create_dma());
   IOASIS_TRY(vm->create_legacy_devices());
+  IOASIS_TRY(vm->create_disks());
   IOASIS_TRY(vm->write_acpi_tables());
   IOASIS_TRY(vm->load_kernel());
   IOASIS_TRY(vm->create_vcpus());
@@ -114,6 +160,83 @@ Result<void> Vm::create_pci(std::shared_ptr<devices::BusDevice> reset_control) {
   return mmio_.insert(ecam, layout::kPciEcamStart, ecam->size());
 }
 
+Result<void> Vm::create_dma() {
+  iommu::ContextOptions options;
+  // No address space may map over the MSI doorbell: DMA there is an interrupt, not memory.
+  options.reserved.push_back({Iova(layout::kMsiStart), Iova(layout::kMsiEnd)});
+  ioasids_ = std::make_unique<iommu::IoasidContext>(std::move(options));
+  IOASIS_ASSIGN_OR_RETURN(guest_ram_ioas_,
+                          ioasids_->create_ioas(iommu::IoasKind::kGuestRam, "guest-ram"));
+  for (const RamRegion& r : memory_->regions()) {
+    iommu::HostRange host{r.hva, r.size, memory_->fd(), r.fd_offset};
+    IOASIS_TRY(ioasids_->map(guest_ram_ioas_, Iova(r.gpa.value), host, iommu::Perm::kReadWrite));
+  }
+  iommu_endpoints_ = std::make_shared<devices::virtio::IommuEndpoints>();
+  ioevents_ = std::make_unique<KvmIoEvents>(*vm_);
+  return {};
+}
+
+Result<devices::PciAddress> Vm::add_virtio_device(
+    std::shared_ptr<devices::virtio::VirtioDevice> device, const std::string& name,
+    bool behind_iommu) {
+  IOASIS_ASSIGN_OR_RETURN(
+      iommu::DeviceId id,
+      ioasids_->join({name, std::nullopt, std::make_shared<iommu::SoftwareBackend>()}));
+  if (!behind_iommu) IOASIS_TRY(ioasids_->attach(id, guest_ram_ioas_));
+  IOASIS_ASSIGN_OR_RETURN(auto dma, ioasids_->dma_view(id));
+  devices::virtio::VirtioPciOptions options;
+  options.interrupts = interrupts_.get();
+  options.dma = std::move(dma);
+  options.behind_iommu = behind_iommu;
+  options.ioevents = ioevents_.get();
+  options.io = &io_;
+  IOASIS_ASSIGN_OR_RETURN(auto transport,
+                          devices::virtio::VirtioPci::create(device, std::move(options)));
+  IOASIS_ASSIGN_OR_RETURN(devices::PciAddress address, pci_->add_device(transport));
+  if (behind_iommu) {
+    uint32_t endpoint = endpoint_id(address);
+    IOASIS_TRY(iommu_endpoints_->add(endpoint, id));
+    transport->set_fault_reporter(
+        [endpoints = iommu_endpoints_, endpoint](const iommu::DmaFault& f) {
+          endpoints->report_fault(endpoint, f);
+        });
+  }
+  spdlog::info("{} at PCI {}{}", name, address.to_string(),
+               behind_iommu ? " behind the virtio-iommu" : "");
+  virtio_devices_.push_back(std::move(transport));
+  return address;
+}
+
+Result<void> Vm::create_disks() {
+  for (size_t i = 0; i < config_.disks.size(); ++i) {
+    const DiskConfig& d = config_.disks[i];
+    auto blk = devices::virtio::Blk::open({.path = d.path, .readonly = d.readonly, .id = d.id});
+    if (!blk) return Error(blk.error()).context(fmt::format("--disk path={}", d.path));
+    std::string name = fmt::format("virtio-blk{}{}", i, d.id.empty() ? "" : ":" + d.id);
+    IOASIS_TRY(add_virtio_device(*blk, name, d.iommu));
+  }
+  if (config_.wants_iommu() && !viommu_address_) {
+    spdlog::warn("no virtio-iommu device in this build: devices with iommu=on cannot do DMA");
+  }
+  return {};
+}
+
+std::optional<acpi::ViotConfig> Vm::viot_config() const {
+  if (!viommu_address_) return std::nullopt;
+  acpi::ViotConfig viot;
+  viot.iommu = {0, static_cast<uint16_t>(endpoint_id(*viommu_address_))};
+  // Consecutive BDFs share one PCI range node.
+  for (uint32_t endpoint : iommu_endpoints_->endpoints()) {
+    auto bdf = static_cast<uint16_t>(endpoint);
+    if (!viot.endpoints.empty() && viot.endpoints.back().bdf_end + 1 == bdf) {
+      viot.endpoints.back().bdf_end = bdf;
+    } else {
+      viot.endpoints.push_back({0, bdf, bdf});
+    }
+  }
+  return viot;
+}
+
 uint64_t Vm::mmio64_start() const {
   // The 64-bit window starts above RAM, 1 GiB aligned, never below 4 GiB.
   uint64_t end = std::max(memory_->end().value, layout::k4GiB);
@@ -156,6 +279,7 @@ Result<void> Vm::write_acpi_tables() {
   acpi::AcpiConfig ac;
   ac.num_cpus = config_.cpus;
   ac.pci_mmio64 = {mmio64_start(), layout::kPciMmio64Size};
+  ac.viot = viot_config();
   IOASIS_ASSIGN_OR_RETURN(acpi::AcpiTables tables, acpi::build_acpi_tables(ac));
   IOASIS_TRY(memory_->write(tables.base, tables.bytes));
   rsdp_ = tables.rsdp;

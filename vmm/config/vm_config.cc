@@ -36,6 +36,40 @@ Result<SerialConfig> SerialConfig::parse(std::string_view spec) {
   return c;
 }
 
+Result<bool> parse_switch(std::string_view what, std::string_view value) {
+  if (value == "on" || value == "true") return true;
+  if (value == "off" || value == "false") return false;
+  return Error(Errc::kInvalidArgument, fmt::format("{}={}: expected on or off", what, value));
+}
+
+Result<DiskConfig> DiskConfig::parse(std::string_view spec) {
+  IOASIS_ASSIGN_OR_RETURN(auto opts,
+                          parse_options("--disk", spec, {"path", "readonly", "iommu", "id"}));
+  DiskConfig d;
+  d.path = opts["path"];
+  if (d.path.empty()) {
+    return Error(Errc::kInvalidArgument, fmt::format("--disk '{}': path= is required", spec));
+  }
+  if (opts.count("readonly")) {
+    IOASIS_ASSIGN_OR_RETURN(d.readonly, parse_switch("--disk readonly", opts["readonly"]));
+  }
+  if (opts.count("iommu")) {
+    IOASIS_ASSIGN_OR_RETURN(d.iommu, parse_switch("--disk iommu", opts["iommu"]));
+  }
+  d.id = opts.count("id") ? opts["id"] : "";
+  // Section 5.2.6 of virtio 1.2: the device ID string is at most 20 bytes.
+  if (d.id.size() > 20) {
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("--disk '{}': id is longer than 20 bytes", spec));
+  }
+  return d;
+}
+
+bool VmConfig::wants_iommu() const {
+  return iommu ||
+         std::any_of(disks.begin(), disks.end(), [](const DiskConfig& d) { return d.iommu; });
+}
+
 Result<void> VmConfig::validate() const {
   if (kernel.empty()) return Error(Errc::kInvalidArgument, "--kernel is required");
   if (cpus == 0 || cpus > 254) {
@@ -43,6 +77,14 @@ Result<void> VmConfig::validate() const {
   }
   // Feature names are checked now, not when the VM boots; whether KVM has them is a boot matter.
   IOASIS_TRY(x86::CpuPolicy::parse(cpu_features));
+  for (size_t i = 0; i < disks.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (!disks[i].id.empty() && disks[i].id == disks[j].id) {
+        return Error(Errc::kInvalidArgument,
+                     fmt::format("--disk id={} is used twice", disks[i].id));
+      }
+    }
+  }
   return {};
 }
 

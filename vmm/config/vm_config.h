@@ -23,6 +23,16 @@ struct SerialConfig {
   static Result<SerialConfig> parse(std::string_view spec);
 };
 
+// One virtio-blk disk: "path=PATH[,readonly=on][,iommu=on][,id=ID]".
+struct DiskConfig {
+  std::string path;
+  bool readonly = false;
+  bool iommu = false;  // behind the virtio-iommu
+  std::string id;      // what the guest reads with VIRTIO_BLK_T_GET_ID; at most 20 bytes
+
+  static Result<DiskConfig> parse(std::string_view spec);
+};
+
 struct VmConfig {
   std::string kernel;
   std::optional<std::string> initramfs;
@@ -31,10 +41,18 @@ struct VmConfig {
   uint32_t cpus = 1;
   std::string cpu_features = "host";
   SerialConfig serial;
+  std::vector<DiskConfig> disks;
+  // A virtio-iommu is present: asked for with --iommu on, or implied by any iommu=on device.
+  bool iommu = false;
+
+  bool wants_iommu() const;
 
   // Cross-field checks the individual parsers cannot make.
   Result<void> validate() const;
 };
+
+// "on" / "off" (and "true" / "false") for option values; `what` names the option in errors.
+Result<bool> parse_switch(std::string_view what, std::string_view value);
 
 // "512M", "2G", "4096", "1T" (binary units) -> bytes.
 Result<uint64_t> parse_size(std::string_view text);

@@ -37,5 +37,43 @@ TEST(SerialConfig, ParsesEveryMode) {
   EXPECT_FALSE(SerialConfig::parse("tty").ok());
 }
 
+TEST(DiskConfig, ParsesEveryKey) {
+  auto d = DiskConfig::parse("path=/tmp/a.img,readonly=on,iommu=on,id=root");
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_EQ(d->path, "/tmp/a.img");
+  EXPECT_TRUE(d->readonly);
+  EXPECT_TRUE(d->iommu);
+  EXPECT_EQ(d->id, "root");
+  auto plain = DiskConfig::parse("path=b.img");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->readonly);
+  EXPECT_FALSE(plain->iommu);
+}
+
+TEST(DiskConfig, RefusesMissingPathBadSwitchesAndLongIds) {
+  EXPECT_FALSE(DiskConfig::parse("readonly=on").ok());
+  EXPECT_FALSE(DiskConfig::parse("path=a,readonly=maybe").ok());
+  EXPECT_FALSE(DiskConfig::parse("path=a,id=123456789012345678901").ok());
+  EXPECT_FALSE(DiskConfig::parse("path=a,cache=none").ok());
+}
+
+TEST(VmConfig, AnIommuDiskImpliesTheIommu) {
+  VmConfig c;
+  c.kernel = "k";
+  EXPECT_FALSE(c.wants_iommu());
+  c.disks.push_back(*DiskConfig::parse("path=a"));
+  EXPECT_FALSE(c.wants_iommu());
+  c.disks.push_back(*DiskConfig::parse("path=b,iommu=on"));
+  EXPECT_TRUE(c.wants_iommu());
+}
+
+TEST(VmConfig, DuplicateDiskIdsAreRefused) {
+  VmConfig c;
+  c.kernel = "k";
+  c.disks.push_back(*DiskConfig::parse("path=a,id=x"));
+  c.disks.push_back(*DiskConfig::parse("path=b,id=x"));
+  EXPECT_FALSE(c.validate().ok());
+}
+
 }  // namespace
 }  // namespace ioasis
