@@ -65,6 +65,18 @@ Result<VmConfig> from_proto(const v1::VmConfig& in) {
     if (in.serial().path().empty()) return bad_field("config.serial.path", "required for file and socket modes");
     c.serial.path = in.serial().path();
   }
+  c.iommu = in.iommu();
+  for (int i = 0; i < in.disks_size(); ++i) {
+    const v1::DiskConfig& d = in.disks(i);
+    std::string field = fmt::format("config.disks[{}]", i);
+    if (d.path().empty()) return bad_field(field + ".path", "required");
+    if (d.id().size() > 20) return bad_field(field + ".id", "more than 20 bytes");
+    c.disks.push_back({d.path(), d.readonly(), d.iommu(), d.id()});
+  }
+  if (in.user_devices_size() || in.vfio_devices_size() || in.address_spaces_size()) {
+    return Error(Errc::kUnsupported,
+                 "config: user_devices, vfio_devices and address_spaces are not supported yet");
+  }
   IOASIS_TRY(c.validate());
   return c;
 }
@@ -85,6 +97,14 @@ v1::VmConfig to_proto(const VmConfig& in) {
     case SerialConfig::Mode::kSocket: serial->set_mode(v1::SerialConfig::MODE_SOCKET); break;
   }
   serial->set_path(in.serial.path);
+  out.set_iommu(in.iommu);
+  for (const DiskConfig& d : in.disks) {
+    auto* disk = out.add_disks();
+    disk->set_path(d.path);
+    disk->set_readonly(d.readonly);
+    disk->set_iommu(d.iommu);
+    disk->set_id(d.id);
+  }
   return out;
 }
 

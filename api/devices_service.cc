@@ -1,44 +1,114 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+
 #include "api/convert.h"
 #include "api/services.h"
 
 namespace ioasis::api {
 
 namespace {
-grpc::Status not_yet(const char* what) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, std::string(what) + " is not available in this build");
+
+constexpr size_t kMaxDiskIdBytes = 20;  // virtio-blk GET_ID returns at most 20 bytes
+
+void fill(v1::DeviceInfo* out, const DeviceRecord& d, std::optional<iommu::IoasId> ioas) {
+  out->set_id(d.id);
+  out->set_kind(d.kind);
+  out->set_bdf(d.bdf);
+  out->set_iommu(d.iommu);
+  out->set_failure(d.failure);
+  out->set_ioas(ioas ? ioas->value : 0);
 }
+
+// The devices a configuration will create, before boot (no BDFs yet).
+std::vector<DeviceRecord> configured_devices(const VmConfig& c) {
+  std::vector<DeviceRecord> out;
+  for (size_t i = 0; i < c.disks.size(); ++i) {
+    out.push_back({c.disks[i].id.empty() ? fmt::format("disk{}", i) : c.disks[i].id, "virtio-blk", "",
+                   c.disks[i].iommu, "", std::nullopt});
+  }
+  return out;
+}
+
+bool id_in_use(const VmConfig& c, const std::string& id) {
+  auto devices = configured_devices(c);
+  return std::any_of(devices.begin(), devices.end(), [&](const DeviceRecord& d) { return d.id == id; });
+}
+
 }  // namespace
 
-grpc::Status DevicesService::AddDisk(grpc::ServerContext*, const v1::AddDiskRequest*, v1::AddDeviceResponse*) {
-  return not_yet("AddDisk");
+void list_devices(Vmm& vmm, google::protobuf::RepeatedPtrField<v1::DeviceInfo>* out) {
+  if (Vm* vm = vmm.vm(); vm && vmm.state() != VmState::kCreated) {
+    for (const DeviceRecord& d : vm->devices()) {
+      std::optional<iommu::IoasId> ioas;
+      if (d.dma_device) ioas = vm->ioasids().attached_to(*d.dma_device);
+      fill(out->Add(), d, ioas);
+    }
+  } else if (const auto& config = vmm.config()) {
+    for (const DeviceRecord& d : configured_devices(*config)) fill(out->Add(), d, std::nullopt);
+  }
 }
+
+grpc::Status DevicesService::AddDisk(grpc::ServerContext*, const v1::AddDiskRequest* req,
+                                     v1::AddDeviceResponse* resp) {
+  const v1::DiskConfig& d = req->disk();
+  if (d.path().empty()) return invalid("disk.path", "required");
+  if (d.id().size() > kMaxDiskIdBytes) {
+    return invalid("disk.id", fmt::format("{} bytes; a virtio-blk id has at most {}", d.id().size(), kMaxDiskIdBytes));
+  }
+  return to_status(vmm_.call([&]() -> Result<void> {
+    IOASIS_ASSIGN_OR_RETURN(VmConfig * config, vmm_.config_for_coldplug());
+    DiskConfig disk{d.path(), d.readonly(), d.iommu(), d.id()};
+    if (disk.id.empty()) {
+      for (size_t n = config->disks.size();; ++n) {
+        disk.id = fmt::format("disk{}", n);
+        if (!id_in_use(*config, disk.id)) break;
+      }
+    } else if (id_in_use(*config, disk.id)) {
+      return Error(Errc::kAlreadyExists, fmt::format("disk.id: a device '{}' exists", disk.id));
+    }
+    config->disks.push_back(disk);
+    resp->set_id(disk.id);
+    vmm_.publish({VmEvent::Kind::kDeviceAdded, vmm_.state(), disk.id, "virtio-blk " + disk.path, 0});
+    return {};
+  }));
+}
+
 grpc::Status DevicesService::AddUserDevice(grpc::ServerContext*, const v1::AddUserDeviceRequest*,
                                            v1::AddDeviceResponse*) {
-  return not_yet("AddUserDevice");
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "vfio-user devices are not wired into the VM yet");
 }
+
 grpc::Status DevicesService::AddVfio(grpc::ServerContext*, const v1::AddVfioRequest*, v1::AddDeviceResponse*) {
-  return not_yet("AddVfio");
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                      "kernel VFIO devices need /dev/vfio, which this host does not have");
 }
+
 grpc::Status DevicesService::AddVdpa(grpc::ServerContext*, const v1::AddVdpaRequest*, v1::AddDeviceResponse*) {
   return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "vDPA devices are reserved for a later version");
 }
-grpc::Status DevicesService::Remove(grpc::ServerContext*, const v1::RemoveDeviceRequest*,
+
+grpc::Status DevicesService::Remove(grpc::ServerContext*, const v1::RemoveDeviceRequest* req,
                                     v1::RemoveDeviceResponse*) {
-  return not_yet("Remove");
+  if (req->id().empty()) return invalid("id", "required");
+  return to_status(vmm_.call([&]() -> Result<void> {
+    IOASIS_ASSIGN_OR_RETURN(VmConfig * config, vmm_.config_for_coldplug());
+    for (size_t i = 0; i < config->disks.size(); ++i) {
+      std::string id = config->disks[i].id.empty() ? fmt::format("disk{}", i) : config->disks[i].id;
+      if (id == req->id()) {
+        config->disks.erase(config->disks.begin() + static_cast<long>(i));
+        vmm_.publish({VmEvent::Kind::kDeviceRemoved, vmm_.state(), id, "removed", 0});
+        return {};
+      }
+    }
+    return Error(Errc::kNotFound, fmt::format("id: no device '{}'", req->id()));
+  }));
 }
+
 grpc::Status DevicesService::List(grpc::ServerContext*, const v1::ListDevicesRequest*,
                                   v1::ListDevicesResponse* resp) {
   vmm_.call([&]() {
-    if (Vm* vm = vmm_.vm()) {
-      for (const DeviceRecord& d : vm->devices()) {
-        auto* out = resp->add_devices();
-        out->set_id(d.id);
-        out->set_kind(d.kind);
-        out->set_bdf(d.bdf);
-        out->set_iommu(d.iommu);
-        out->set_failure(d.failure);
-      }
-    }
+    list_devices(vmm_, resp->mutable_devices());
     return 0;
   });
   return grpc::Status::OK;

@@ -10,6 +10,9 @@
 
 namespace ioasis::api {
 
+// The VM's devices as the API lists them: the running VM's, or the configured ones before boot.
+void list_devices(Vmm& vmm, google::protobuf::RepeatedPtrField<v1::DeviceInfo>* out);
+
 class VmService final : public v1::Vm::Service {
  public:
   explicit VmService(Vmm& vmm) : vmm_(vmm) {}

@@ -63,16 +63,7 @@ grpc::Status VmService::Info(grpc::ServerContext*, const v1::InfoRequest*, v1::I
       resp->set_vcpus(config->cpus);
       resp->set_memory_bytes(config->memory_size);
     }
-    if (Vm* vm = vmm_.vm()) {
-      for (const DeviceRecord& d : vm->devices()) {
-        auto* out = resp->add_devices();
-        out->set_id(d.id);
-        out->set_kind(d.kind);
-        out->set_bdf(d.bdf);
-        out->set_iommu(d.iommu);
-        out->set_failure(d.failure);
-      }
-    }
+    list_devices(vmm_, resp->mutable_devices());
     if (const auto& exit = vmm_.last_exit()) *resp->mutable_exit() = to_proto(*exit);
     return 0;
   });

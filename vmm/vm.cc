@@ -182,7 +182,7 @@ Result<void> Vm::create_dma() {
 
 Result<devices::PciAddress> Vm::add_virtio_device(
     std::shared_ptr<devices::virtio::VirtioDevice> device, const std::string& name,
-    bool behind_iommu) {
+    const std::string& kind, bool behind_iommu) {
   IOASIS_ASSIGN_OR_RETURN(
       iommu::DeviceId id,
       ioasids_->join({name, std::nullopt, std::make_shared<iommu::SoftwareBackend>()}));
@@ -201,13 +201,15 @@ Result<devices::PciAddress> Vm::add_virtio_device(
     uint32_t endpoint = endpoint_id(address);
     IOASIS_TRY(iommu_endpoints_->add(endpoint, id));
     transport->set_fault_reporter(
-        [endpoints = iommu_endpoints_, endpoint](const iommu::DmaFault& f) {
+        [this, endpoints = iommu_endpoints_, endpoint, name](const iommu::DmaFault& f) {
           endpoints->report_fault(endpoint, f);
+          if (fault_observer_) fault_observer_(name, f.to_string());
         });
   }
   spdlog::info("{} at PCI {}{}", name, address.to_string(),
                behind_iommu ? " behind the virtio-iommu" : "");
   virtio_devices_.push_back(std::move(transport));
+  devices_.push_back({name, kind, address.to_string(), behind_iommu, "", id});
   return address;
 }
 
@@ -216,8 +218,7 @@ Result<void> Vm::create_disks() {
     const DiskConfig& d = config_.disks[i];
     auto blk = devices::virtio::Blk::open({.path = d.path, .readonly = d.readonly, .id = d.id});
     if (!blk) return Error(blk.error()).context(fmt::format("--disk path={}", d.path));
-    std::string name = fmt::format("virtio-blk{}{}", i, d.id.empty() ? "" : ":" + d.id);
-    IOASIS_TRY(add_virtio_device(*blk, name, d.iommu));
+    IOASIS_TRY(add_virtio_device(*blk, d.id.empty() ? fmt::format("disk{}", i) : d.id, "virtio-blk", d.iommu));
   }
   return {};
 }
@@ -304,7 +305,7 @@ Result<void> Vm::create_serial() {
   }
   serial_ = std::make_shared<devices::Serial>(interrupts_->legacy_line(layout::kIrqCom1), serial_output_);
   IOASIS_TRY(pio_.insert(serial_, layout::kPortCom1, 8));
-  devices_.push_back({"serial0", "serial", "", false, ""});
+  devices_.push_back({"serial0", "serial", "", false, "", std::nullopt});
   if (serial_socket_) serial_socket_->start();
   return {};
 }

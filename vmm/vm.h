@@ -38,6 +38,8 @@ struct DeviceRecord {
   std::string bdf;   // "00:03.0" for PCI functions
   bool iommu = false;
   std::string failure;
+  // Its place in the IOASID context, for devices that do DMA.
+  std::optional<iommu::DeviceId> dma_device;
 };
 
 class Vm {
@@ -45,6 +47,9 @@ class Vm {
   // Called once, from whichever thread saw it first, when the VM stops by itself (power-off,
   // reset, debug exit, a vCPU error) or by request_exit().
   using ExitHandler = std::function<void(const VmExit&)>;
+  // A device's DMA hit an address its address space does not map (device id, what happened).
+  // Called on the control loop.
+  using FaultObserver = std::function<void(const std::string& device, const std::string& what)>;
 
   // Builds the whole machine; any bad input (config, kernel, initramfs) is an error here, before
   // a vCPU runs.
@@ -59,6 +64,7 @@ class Vm {
   // Parks every vCPU outside KVM_RUN; resume() lets them go on.
   void pause();
   void resume();
+  void set_fault_observer(FaultObserver observer) { fault_observer_ = std::move(observer); }
   // Asks the VM to stop; safe from any thread.
   void request_exit(VmExit exit) { exit_.request(std::move(exit)); }
   std::optional<VmExit> exit_reason() const { return exit_.get(); }
@@ -94,7 +100,7 @@ class Vm {
   // until the guest attaches its endpoint.
   Result<devices::PciAddress> add_virtio_device(
       std::shared_ptr<devices::virtio::VirtioDevice> device, const std::string& name,
-      bool behind_iommu);
+      const std::string& kind, bool behind_iommu);
   std::optional<acpi::ViotConfig> viot_config() const;
   uint64_t mmio64_start() const;
   Result<void> write_acpi_tables();
@@ -133,6 +139,7 @@ class Vm {
   std::optional<boot::BootEntry> entry_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
   std::vector<DeviceRecord> devices_;
+  FaultObserver fault_observer_;
 
   std::unique_ptr<boost::asio::posix::stream_descriptor> stdin_;
   std::array<uint8_t, 256> stdin_buf_{};

@@ -80,6 +80,9 @@ Result<void> Vmm::boot() {
     });
   };
   IOASIS_ASSIGN_OR_RETURN(vm_, Vm::create(*config_, io_, on_exit));
+  vm_->set_fault_observer([this](const std::string& device, const std::string& what) {
+    publish({VmEvent::Kind::kGuestFault, state_, device, what, 0});
+  });
   last_exit_.reset();
   vm_->start();
   set_state(VmState::kRunning, "booted");

@@ -52,6 +52,13 @@ Result<Hva> GuestMemory::hva(Gpa gpa, uint64_t len) const {
                fmt::format("guest range {:#x}+{:#x} is not inside guest RAM", gpa.value, len));
 }
 
+std::optional<Gpa> GuestMemory::gpa_of(Hva hva) const {
+  for (const RamRegion& r : regions_) {
+    if (hva >= r.hva && hva - r.hva < r.size) return r.gpa + (hva - r.hva);
+  }
+  return std::nullopt;
+}
+
 Result<void> GuestMemory::read(Gpa gpa, std::span<uint8_t> out) const {
   IOASIS_ASSIGN_OR_RETURN(Hva h, hva(gpa, out.size()));
   std::memcpy(out.data(), h.ptr(), out.size());

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -35,6 +36,8 @@ class GuestMemory {
 
   // The host address of [gpa, gpa+len), when that range lies inside one region.
   Result<Hva> hva(Gpa gpa, uint64_t len) const;
+  // The guest-physical address of host address `hva`, when it is guest RAM.
+  std::optional<Gpa> gpa_of(Hva hva) const;
   Result<void> read(Gpa gpa, std::span<uint8_t> out) const;
   Result<void> write(Gpa gpa, std::span<const uint8_t> in) const;
 

@@ -24,6 +24,10 @@ TEST(GuestMemory, RamAbove3GiBMovesPastTheHole) {
   EXPECT_FALSE(mem->hva(Gpa(layout::kPciMmio32Start), 1).ok());
   EXPECT_TRUE(mem->hva(Gpa(layout::k4GiB + (64 << 20) - 8), 8).ok());
   EXPECT_FALSE(mem->hva(Gpa(layout::k4GiB + (64 << 20) - 8), 9).ok());
+  // And back from host to guest-physical.
+  EXPECT_EQ(mem->gpa_of(*mem->hva(Gpa(layout::k4GiB + 0x1234), 1)), Gpa(layout::k4GiB + 0x1234));
+  EXPECT_EQ(mem->gpa_of(*mem->hva(Gpa(0x5000), 1)), Gpa(0x5000));
+  EXPECT_FALSE(mem->gpa_of(Hva(0x10)).has_value());
 }
 
 TEST(GuestMemory, AccessesAreBoundsChecked) {

@@ -1,0 +1,115 @@
+// A PCI DMA copy engine, the device the vfio-user server exposes. It is small enough to read in
+// one sitting and does what a passthrough test needs: DMA through the client's mappings only,
+// an error status for a bad IOVA, and an MSI-X interrupt per completion.
+//
+// PCI identity: vendor 0x1b36 (Red Hat, the vendor of QEMU's emulated test devices), device
+// 0x00f0, an id no emulated device uses; class 0x088000 (other system peripheral).
+//
+// BAR0 (32-bit memory, 8 KiB, trapped: not mmappable):
+//   0x00  SRC_IOVA     u64  rw
+//   0x08  DST_IOVA     u64  rw
+//   0x10  LENGTH       u32  rw   at most 64 MiB
+//   0x14  DOORBELL     u32  wo   writing 1 starts the copy
+//   0x18  STATUS       u32  ro   bits 0-7 state (DmaState), bits 8-15 error (DmaError)
+//   0x20  COMPLETIONS  u64  ro   copies finished, with or without error
+//   0x1000 MSI-X table (one vector), 0x1800 MSI-X PBA
+// BAR2 (32-bit memory, 4 KiB): plain scratch memory, mmappable through the region's fd.
+//
+// A copy runs on the engine's own thread; STATUS reads busy meanwhile and a doorbell then is
+// refused with kBusy. Each finished copy raises MSI-X vector 0.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <thread>
+
+#include "base/fd.h"
+#include "devices/pci/config_space.h"
+#include "devices/vfio/server/dma_regions.h"
+
+namespace ioasis::devices::vfio_user {
+
+namespace dma_engine {
+inline constexpr uint16_t kVendorId = 0x1b36;
+inline constexpr uint16_t kDeviceId = 0x00f0;
+inline constexpr uint32_t kClassCode = 0x088000;
+
+inline constexpr uint64_t kBar0Size = 0x2000;
+inline constexpr uint64_t kBar2Size = 0x1000;
+inline constexpr uint64_t kRegSrc = 0x00;
+inline constexpr uint64_t kRegDst = 0x08;
+inline constexpr uint64_t kRegLength = 0x10;
+inline constexpr uint64_t kRegDoorbell = 0x14;
+inline constexpr uint64_t kRegStatus = 0x18;
+inline constexpr uint64_t kRegCompletions = 0x20;
+inline constexpr uint64_t kMsixTable = 0x1000;
+inline constexpr uint64_t kMsixPba = 0x1800;
+inline constexpr uint32_t kMaxLength = 64u << 20;
+}  // namespace dma_engine
+
+enum class DmaState : uint8_t { kIdle = 0, kBusy = 1, kDone = 2, kError = 3 };
+enum class DmaError : uint8_t {
+  kNone = 0,
+  kSrcUnmapped = 1,  // the source is not (entirely) mapped readable
+  kDstUnmapped = 2,  // the destination is not (entirely) mapped
+  kDstReadOnly = 3,  // the destination is mapped without write permission
+  kBadLength = 4,    // zero or above kMaxLength
+  kBusy = 5,         // doorbell while a copy runs
+  kPeer = 6,         // a socket transfer to the client failed
+};
+
+struct DmaEngineOptions {
+  std::optional<uint64_t> isolation_group;  // adds the isolation group capability
+};
+
+class DmaEngine {
+ public:
+  static Result<std::unique_ptr<DmaEngine>> create(const DmaEngineOptions& options);
+  ~DmaEngine();
+
+  DmaRegions& dma() { return dma_; }
+  PciConfigSpace& config() { return config_; }
+  int bar2_fd() const { return bar2_fd_.get(); }
+
+  // Region accesses as the client sends them; `offset + data.size()` is within the BAR.
+  void bar0_read(uint64_t offset, std::span<uint8_t> data);
+  void bar0_write(uint64_t offset, std::span<const uint8_t> data);
+  void bar2_read(uint64_t offset, std::span<uint8_t> data);
+  void bar2_write(uint64_t offset, std::span<const uint8_t> data);
+  void config_read(uint64_t offset, std::span<uint8_t> data);
+  void config_write(uint64_t offset, std::span<const uint8_t> data);
+
+  // The eventfd MSI-X vector 0 signals (invalid: none).
+  void set_msix_eventfd(UniqueFd fd);
+  void trigger_msix();
+  // Back to power-on: registers cleared, a running copy finished first.
+  void reset();
+
+ private:
+  explicit DmaEngine(const DmaEngineOptions& options);
+  void run();
+  void start_copy();
+  uint32_t status_locked() const;
+
+  PciConfigSpace config_;
+  DmaRegions dma_;
+  UniqueFd bar2_fd_;
+  MappedRegion bar2_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t src_ = 0, dst_ = 0, completions_ = 0;
+  uint32_t length_ = 0;
+  DmaState state_ = DmaState::kIdle;
+  DmaError error_ = DmaError::kNone;
+  bool queued_ = false;
+  bool stopping_ = false;
+  uint8_t msix_table_[16] = {};
+  UniqueFd msix_fd_;
+  std::thread worker_;
+};
+
+}  // namespace ioasis::devices::vfio_user

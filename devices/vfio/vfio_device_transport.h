@@ -1,0 +1,36 @@
+// What a passthrough PCI function needs from the VFIO device behind it, whichever way the device
+// is reached: a vfio-user server over a socket (VfioUserClient) or, later, the kernel's VFIO
+// device fd. The region and IRQ vocabulary is VFIO's own (<linux/vfio.h> indexes and flags),
+// which vfio-user reuses as is.
+#pragma once
+
+#include <linux/vfio.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+
+#include "base/result.h"
+#include "devices/vfio/vfio_user_messages.h"
+
+namespace ioasis::devices {
+
+using VfioRegionInfo = vfio_user::RegionInfo;
+
+class VfioDeviceTransport {
+ public:
+  virtual ~VfioDeviceTransport() = default;
+
+  virtual Result<VfioRegionInfo> region_info(uint32_t index) = 0;
+  virtual Result<vfio_irq_info> irq_info(uint32_t index) = 0;
+  // Connects `eventfds` to vectors start.. of IRQ `index`; empty disconnects the whole index.
+  virtual Result<void> set_irqs(uint32_t index, uint32_t start, std::span<const int> eventfds) = 0;
+  virtual Result<void> region_read(uint32_t index, uint64_t offset, std::span<uint8_t> data) = 0;
+  virtual Result<void> region_write(uint32_t index, uint64_t offset,
+                                    std::span<const uint8_t> data) = 0;
+  virtual Result<void> reset() = 0;
+  // Set once the device can no longer be reached; the reason stays.
+  virtual std::optional<Error> failure() const = 0;
+};
+
+}  // namespace ioasis::devices

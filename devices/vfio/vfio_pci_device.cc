@@ -1,0 +1,197 @@
+#include "devices/vfio/vfio_pci_device.h"
+
+#include <fmt/format.h>
+
+#include <bit>
+#include <cstring>
+
+#include "base/log.h"
+#include "devices/pci/pci_regs.h"
+
+namespace ioasis::devices {
+
+namespace {
+
+constexpr uint16_t kRomBar = 0x30;
+constexpr uint16_t kMsixControl = 2;  // offset of message control in the capability
+constexpr uint16_t kMsixTableSizeMask = 0x07ff;
+
+uint32_t get32(std::span<const uint8_t> c, uint16_t at) {
+  uint32_t v;
+  std::memcpy(&v, c.data() + at, 4);
+  return v;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<VfioPciDevice>> VfioPciDevice::create(
+    std::string name, std::shared_ptr<VfioDeviceTransport> device, InterruptManager& interrupts) {
+  std::vector<uint8_t> config(pci::kConfigSpaceSize);
+  IOASIS_TRY(device->region_read(VFIO_PCI_CONFIG_REGION_INDEX, 0, config));
+  // The emulated part starts from the device's own identity so that reset() restores it.
+  PciIds ids{static_cast<uint16_t>(get32(config, 0)), static_cast<uint16_t>(get32(config, 0) >> 16),
+             get32(config, 8) >> 8, config[8]};
+  std::unique_ptr<VfioPciDevice> d(
+      new VfioPciDevice(std::move(name), std::move(device), PciConfigSpace(ids)));
+  IOASIS_TRY(d->setup_bars(config));
+  IOASIS_TRY(d->setup_msix(config, interrupts));
+  spdlog::info("{}: PCI {:04x}:{:04x}, {} BARs, {} MSI-X vectors", d->name_, ids.vendor_id,
+               ids.device_id, d->config_.bars().size(), d->msix_ ? d->msix_->vectors() : 0);
+  return d;
+}
+
+Result<void> VfioPciDevice::setup_bars(std::span<const uint8_t> config) {
+  for (uint8_t index = 0; index < pci::kBarCount; ++index) {
+    IOASIS_ASSIGN_OR_RETURN(VfioRegionInfo info, device_->region_info(index));
+    if (info.size == 0) continue;
+    uint32_t reg = get32(config, pci::kBar0 + index * 4);
+    PciBar bar{index, std::bit_ceil(std::max<uint64_t>(info.size, 16)), PciBarKind::kMemory32,
+               (reg & pci::kBarPrefetchable) != 0};
+    if (reg & pci::kBarIo) {
+      bar.kind = PciBarKind::kIo;
+      bar.prefetchable = false;
+    } else if ((reg & 0x6) == pci::kBarMem64) {
+      bar.kind = PciBarKind::kMemory64;
+    }
+    IOASIS_TRY(config_.add_bar(bar));
+    if (bar.is_64bit()) ++index;  // the upper half is not a BAR of its own
+  }
+  return {};
+}
+
+Result<void> VfioPciDevice::setup_msix(std::span<const uint8_t> config,
+                                       InterruptManager& interrupts) {
+  if (!(get32(config, pci::kCommand) >> 16 & pci::kStatusCapabilityList)) return {};
+  uint16_t at = config[pci::kCapabilitiesPointer] & 0xfc;
+  for (int hops = 0; at >= pci::kHeaderSize && at <= 0xf4 && hops < 48; ++hops) {
+    if (config[at] == pci::kCapIdMsix) {
+      uint32_t dword0 = get32(config, at);
+      MsixLayout layout{
+          static_cast<uint8_t>(get32(config, at + 4) & 7), get32(config, at + 4) & ~7u,
+          static_cast<uint8_t>(get32(config, at + 8) & 7), get32(config, at + 8) & ~7u};
+      uint16_t vectors = static_cast<uint16_t>((dword0 >> 16 & kMsixTableSizeMask) + 1);
+      IOASIS_ASSIGN_OR_RETURN(msix_, Msix::create(interrupts, vectors, layout));
+      msix_cap_ = at;
+      return {};
+    }
+    at = config[at + 1] & 0xfc;
+  }
+  return {};
+}
+
+bool VfioPciDevice::emulated(uint16_t offset) const {
+  return offset == pci::kCommand || (offset >= pci::kBar0 && offset < pci::kBarEnd) ||
+         offset == kRomBar;
+}
+
+void VfioPciDevice::note_failure(const Error& error) {
+  if (!failure_logged_.exchange(true)) {
+    spdlog::error("{}: device failed, its registers now read as all ones: {}", name_,
+                  error.message());
+  }
+}
+
+uint32_t VfioPciDevice::device_read32(uint16_t offset) {
+  uint32_t v = 0xffffffff;
+  auto r = device_->region_read(VFIO_PCI_CONFIG_REGION_INDEX, offset,
+                                {reinterpret_cast<uint8_t*>(&v), 4});
+  if (!r.ok()) {
+    note_failure(r.error());
+    return 0xffffffff;
+  }
+  return v;
+}
+
+void VfioPciDevice::device_write(uint16_t offset, uint32_t value, uint8_t byte_enables) {
+  // Contiguous runs of enabled bytes become one write each.
+  for (unsigned lane = 0; lane < 4;) {
+    if (!(byte_enables & (1u << lane))) {
+      ++lane;
+      continue;
+    }
+    unsigned end = lane;
+    while (end < 4 && (byte_enables & (1u << end))) ++end;
+    auto bytes = reinterpret_cast<const uint8_t*>(&value);
+    auto r = device_->region_write(VFIO_PCI_CONFIG_REGION_INDEX, offset + lane,
+                                   {bytes + lane, end - lane});
+    if (!r.ok()) note_failure(r.error());
+    lane = end;
+  }
+}
+
+uint32_t VfioPciDevice::config_read(uint16_t offset) {
+  if (offset == pci::kCommand) {
+    // Command is ours, status is the device's.
+    return config_.get16(pci::kCommand) | (device_read32(offset) & 0xffff0000);
+  }
+  if (emulated(offset)) return config_.read(offset);
+  uint32_t v = device_read32(offset);
+  if (msix_cap_ && offset == msix_cap_) {
+    uint16_t control = static_cast<uint16_t>(v >> 16 & kMsixTableSizeMask) | msix_control_;
+    v = (v & 0xffff) | static_cast<uint32_t>(control) << 16;
+  }
+  return v;
+}
+
+void VfioPciDevice::config_write(uint16_t offset, uint32_t value, uint8_t byte_enables) {
+  if (offset == pci::kCommand) {
+    config_.write(offset, value, byte_enables & 0x3);
+    // The device needs bus mastering to do DMA; decoding stays with us, which traps the BARs.
+    device_write(offset, value & pci::kCommandBusMaster, byte_enables & 0x3);
+    return;
+  }
+  if (emulated(offset)) {
+    config_.write(offset, value, byte_enables);
+    return;
+  }
+  if (msix_cap_ && offset == msix_cap_ && (byte_enables & 0x8)) {
+    uint16_t control = static_cast<uint16_t>(value >> 16);
+    write_msix_control(control & (Msix::kControlEnable | Msix::kControlFunctionMask));
+    byte_enables &= 0x3;  // message control does not reach the device
+  }
+  if (byte_enables) device_write(offset, value, byte_enables);
+}
+
+void VfioPciDevice::write_msix_control(uint16_t control) {
+  bool was_enabled = msix_control_ & Msix::kControlEnable;
+  bool enable = control & Msix::kControlEnable;
+  msix_control_ = control;
+  msix_->set_message_control(control);
+  if (was_enabled == enable) return;
+  // Each vector's irqfd goes to the device: it raises the interrupt without passing through us.
+  std::vector<int> eventfds;
+  if (enable) {
+    for (uint16_t v = 0; v < msix_->vectors(); ++v) eventfds.push_back(msix_->route(v).eventfd());
+  }
+  auto r = device_->set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, 0, eventfds);
+  if (!r.ok()) {
+    spdlog::error("{}: {} MSI-X: {}", name_, enable ? "enabling" : "disabling",
+                  r.error().message());
+  }
+}
+
+void VfioPciDevice::bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) {
+  if (msix_ && msix_->bar_read(index, offset, data)) return;
+  auto r = device_->region_read(index, offset, data);
+  if (!r.ok()) {
+    note_failure(r.error());
+    std::memset(data.data(), 0xff, data.size());
+  }
+}
+
+void VfioPciDevice::bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t> data) {
+  if (msix_ && msix_->bar_write(index, offset, data)) return;
+  auto r = device_->region_write(index, offset, data);
+  if (!r.ok()) note_failure(r.error());
+}
+
+void VfioPciDevice::reset() {
+  if (msix_ && (msix_control_ & Msix::kControlEnable)) write_msix_control(0);
+  if (msix_) msix_->reset();
+  msix_control_ = 0;
+  config_.reset();
+  auto r = device_->reset();
+  if (!r.ok()) spdlog::warn("{}: device reset: {}", name_, r.error().message());
+}
+
+}  // namespace ioasis::devices
