@@ -18,6 +18,7 @@
 #include "devices/pci/pci_root.h"
 #include "devices/virtio/endpoints.h"
 #include "devices/virtio/ioevents.h"
+#include "devices/virtio/iommu_engine.h"
 #include "devices/virtio/virtio_pci.h"
 #include "iommu/ioasid_context.h"
 #include "vmm/acpi/acpi.h"
@@ -98,6 +99,10 @@ class Vm {
   Result<void> create_user_devices();
   // Where a device that is not behind the virtio-iommu starts: a named address space or guest-ram.
   Result<iommu::IoasId> initial_ioas(const std::string& name) const;
+  // The virtio-iommu function, placed before the devices it translates for.
+  Result<void> create_viommu();
+  // Hands the endpoints registered while devices were built to the virtio-iommu.
+  Result<void> add_viommu_endpoints();
   // Joins `name` to the IOASID context, wraps `device` in a virtio-pci function and places it on
   // the root bus. Outside the vIOMMU the device uses guest-ram; behind it, it stays detached
   // until the guest attaches its endpoint.
@@ -124,6 +129,8 @@ class Vm {
   std::unique_ptr<iommu::IoasidContext> ioasids_;
   iommu::IoasId guest_ram_ioas_;
   std::shared_ptr<devices::virtio::IommuEndpoints> iommu_endpoints_;
+  // The guest's domains; after the context, so that it goes first.
+  std::shared_ptr<devices::virtio_iommu::IommuEngine> viommu_;
   std::unique_ptr<devices::IoEvents> ioevents_;
   // Where the virtio-iommu sits once it exists; VIOT is emitted only then.
   std::optional<devices::PciAddress> viommu_address_;
