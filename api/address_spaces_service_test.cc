@@ -1,5 +1,6 @@
 // AddressSpaces through a real gRPC channel, with a vfio-user DMA engine (our server, in this
 // process, on a real socket) as the device: what the API maps is what the device can reach.
+#include <atomic>
 #include <thread>
 
 #include "api/api_test_util.h"
@@ -272,6 +273,67 @@ TEST_F(DevicesApi, ColdPlugBeforeBootListsAndRemoves) {
   remove.set_id("disk0");
   EXPECT_EQ(call(devices_.get(), &v1::Devices::Stub::Remove, remove).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+}  // namespace
+}  // namespace ioasis::api
+
+namespace ioasis::api {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Several clients read the VM while the guest maps and unmaps through the virtio-iommu as fast as
+// it can (test=viommu-bench): every read is answered, guest-domain spaces appear in listings, and
+// the guest's own MAP/UNMAP all succeed.
+TEST_F(ApiFixture, ConcurrentReadersWhileTheGuestMapsThroughTheViommu) {
+  v1::CreateRequest create;
+  *create.mutable_config() = guest("test=viommu-bench ms=1500");
+  create.mutable_config()->set_iommu(true);
+  for (const char* name : {"a.img", "b.img"}) {
+    std::ofstream(dir_ / name) << std::string(256 * 512, '\0');
+    auto* disk = create.mutable_config()->add_disks();
+    disk->set_path((dir_ / name).string());
+    disk->set_iommu(true);
+  }
+  ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Create, create).ok());
+  ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Boot, v1::BootRequest()).ok());
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> calls{0}, errors{0}, domains_seen{0};
+  std::vector<std::thread> readers;
+  for (int c = 0; c < 3; ++c) {
+    readers.emplace_back([&] {
+      auto channel = connect_unix(socket_);
+      auto vm = v1::Vm::NewStub(channel);
+      auto spaces = v1::AddressSpaces::NewStub(channel);
+      while (!stop) {
+        v1::InfoResponse info;
+        grpc::Status st = call(vm.get(), &v1::Vm::Stub::Info, v1::InfoRequest(), &info);
+        if (!st.ok()) errors++;
+        if (info.state() != v1::VM_STATE_RUNNING) break;
+        v1::ListAddressSpacesResponse list;
+        st = call(spaces.get(), &v1::AddressSpaces::Stub::List, v1::ListAddressSpacesRequest(), &list);
+        // The VM may stop between the two calls; anything else is an error.
+        if (!st.ok() && st.error_code() != grpc::StatusCode::FAILED_PRECONDITION) errors++;
+        for (const auto& a : list.address_spaces()) {
+          if (a.kind() == v1::ADDRESS_SPACE_KIND_GUEST_DOMAIN) domains_seen++;
+        }
+        calls += 2;
+      }
+    });
+  }
+  v1::InfoResponse r;
+  for (int i = 0; i < 1500 && (r = info()).state() == v1::VM_STATE_RUNNING; ++i) std::this_thread::sleep_for(20ms);
+  stop = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(r.state(), v1::VM_STATE_SHUTDOWN);
+  EXPECT_EQ(r.exit().kind(), "debug-exit");
+  EXPECT_EQ(r.exit().code(), 0) << console();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_GT(calls.load(), 10);
+  EXPECT_GT(domains_seen.load(), 0) << "the guest's domain never showed in a listing";
+  EXPECT_NE(console().find("viommu-bench:"), std::string::npos);
 }
 
 }  // namespace
