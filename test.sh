@@ -11,6 +11,7 @@ for a in "$@"; do
 done
 
 bash scripts/deps.sh
+bash scripts/check-format.sh
 bash scripts/build.sh build
 
 if ((!quick)); then

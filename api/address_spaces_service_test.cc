@@ -69,7 +69,9 @@ class AddressSpacesApi : public ApiFixture {
 
   v1::ListAddressSpacesResponse list() {
     v1::ListAddressSpacesResponse r;
-    EXPECT_TRUE(call(spaces_.get(), &v1::AddressSpaces::Stub::List, v1::ListAddressSpacesRequest(), &r).ok());
+    EXPECT_TRUE(
+        call(spaces_.get(), &v1::AddressSpaces::Stub::List, v1::ListAddressSpacesRequest(), &r)
+            .ok());
     return r;
   }
 
@@ -158,11 +160,13 @@ TEST_F(AddressSpacesApi, BadInputGetsTheDocumentedStatusAndTheVmmKeepsServing) {
   boot_with_dma_engine(/*with_disk=*/true);
   auto status = [](const grpc::Status& s) { return s.error_code(); };
   v1::CreateAddressSpaceRequest create;
-  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Create, create)), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Create, create)),
+            grpc::StatusCode::INVALID_ARGUMENT);
   create.set_name("a");
   v1::CreateAddressSpaceResponse created;
   ASSERT_TRUE(call(spaces_.get(), &v1::AddressSpaces::Stub::Create, create, &created).ok());
-  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Create, create)), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Create, create)),
+            grpc::StatusCode::ALREADY_EXISTS);
   uint32_t id = created.address_space().id();
 
   v1::MapRequest map;
@@ -172,9 +176,11 @@ TEST_F(AddressSpacesApi, BadInputGetsTheDocumentedStatusAndTheVmmKeepsServing) {
   map.set_readable(true);
   EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Map, map)), grpc::StatusCode::OK);
   // Overlap, unaligned, outside RAM, no permission, zero length, unknown space, wrapping.
-  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Map, map)), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Map, map)),
+            grpc::StatusCode::ALREADY_EXISTS);
   map.set_iova(0x10000001);
-  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Map, map)), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Map, map)),
+            grpc::StatusCode::INVALID_ARGUMENT);
   map.set_iova(0x20000000);
   map.set_gpa(1ull << 40);
   grpc::Status outside = call(spaces_.get(), &v1::AddressSpaces::Stub::Map, map);
@@ -182,18 +188,22 @@ TEST_F(AddressSpacesApi, BadInputGetsTheDocumentedStatusAndTheVmmKeepsServing) {
   EXPECT_NE(outside.error_message().find("gpa"), std::string::npos) << outside.error_message();
   map.set_gpa(0x200000);
   map.set_readable(false);
-  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Map, map)), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Map, map)),
+            grpc::StatusCode::INVALID_ARGUMENT);
   map.set_readable(true);
   map.set_length(0);
-  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Map, map)), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Map, map)),
+            grpc::StatusCode::INVALID_ARGUMENT);
   map.set_length(0x1000);
   map.set_iova(UINT64_MAX - 0xfff + 1);
   map.set_length(0x2000);
-  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Map, map)), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Map, map)),
+            grpc::StatusCode::INVALID_ARGUMENT);
   map.set_iova(0x20000000);
   map.set_length(0x1000);
   map.set_id(9999);
-  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Map, map)), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Map, map)),
+            grpc::StatusCode::NOT_FOUND);
 
   // Unmap that would split a mapping removes nothing.
   v1::MapRequest big;
@@ -207,7 +217,8 @@ TEST_F(AddressSpacesApi, BadInputGetsTheDocumentedStatusAndTheVmmKeepsServing) {
   split.set_id(id);
   split.set_iova(0x40001000);
   split.set_length(0x1000);
-  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Unmap, split)), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Unmap, split)),
+            grpc::StatusCode::INVALID_ARGUMENT);
 
   // guest-ram is built in; unknown devices; devices without DMA.
   v1::DestroyAddressSpaceRequest destroy_ram;
@@ -217,18 +228,22 @@ TEST_F(AddressSpacesApi, BadInputGetsTheDocumentedStatusAndTheVmmKeepsServing) {
   v1::AttachRequest attach;
   attach.set_device("nope");
   attach.set_id(id);
-  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Attach, attach)), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Attach, attach)),
+            grpc::StatusCode::NOT_FOUND);
   attach.set_device("serial0");
-  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Attach, attach)), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Attach, attach)),
+            grpc::StatusCode::FAILED_PRECONDITION);
   v1::MappingsRequest page;
   page.set_id(id);
   page.set_page_size(5000);
-  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Mappings, page)), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status(call(spaces_.get(), &v1::AddressSpaces::Stub::Mappings, page)),
+            grpc::StatusCode::INVALID_ARGUMENT);
 
   // Devices cannot be added after boot.
   v1::AddDiskRequest disk;
   disk.mutable_disk()->set_path("/tmp/x");
-  EXPECT_EQ(status(call(devices_.get(), &v1::Devices::Stub::AddDisk, disk)), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(status(call(devices_.get(), &v1::Devices::Stub::AddDisk, disk)),
+            grpc::StatusCode::FAILED_PRECONDITION);
 
   // After all of that the VMM still answers and the guest still runs.
   EXPECT_TRUE(call(vm_.get(), &v1::Vm::Stub::Ping, v1::PingRequest()).ok());
@@ -236,7 +251,8 @@ TEST_F(AddressSpacesApi, BadInputGetsTheDocumentedStatusAndTheVmmKeepsServing) {
 }
 
 TEST_F(AddressSpacesApi, NeedARunningVm) {
-  EXPECT_EQ(call(spaces_.get(), &v1::AddressSpaces::Stub::List, v1::ListAddressSpacesRequest()).error_code(),
+  EXPECT_EQ(call(spaces_.get(), &v1::AddressSpaces::Stub::List, v1::ListAddressSpacesRequest())
+                .error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
 }
 
@@ -253,21 +269,27 @@ TEST_F(DevicesApi, ColdPlugBeforeBootListsAndRemoves) {
   ASSERT_TRUE(call(devices_.get(), &v1::Devices::Stub::AddDisk, add, &added).ok());
   EXPECT_EQ(added.id(), "disk0");
   add.mutable_disk()->set_id("disk0");
-  EXPECT_EQ(call(devices_.get(), &v1::Devices::Stub::AddDisk, add).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(call(devices_.get(), &v1::Devices::Stub::AddDisk, add).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
   add.mutable_disk()->set_id(std::string(21, 'x'));
-  EXPECT_EQ(call(devices_.get(), &v1::Devices::Stub::AddDisk, add).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(call(devices_.get(), &v1::Devices::Stub::AddDisk, add).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
   add.mutable_disk()->clear_path();
-  EXPECT_EQ(call(devices_.get(), &v1::Devices::Stub::AddDisk, add).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(call(devices_.get(), &v1::Devices::Stub::AddDisk, add).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 
   v1::ListDevicesResponse listed;
-  ASSERT_TRUE(call(devices_.get(), &v1::Devices::Stub::List, v1::ListDevicesRequest(), &listed).ok());
+  ASSERT_TRUE(
+      call(devices_.get(), &v1::Devices::Stub::List, v1::ListDevicesRequest(), &listed).ok());
   ASSERT_EQ(listed.devices_size(), 1);
   EXPECT_EQ(listed.devices(0).kind(), "virtio-blk");
 
   ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Boot, v1::BootRequest()).ok());
-  ASSERT_TRUE(call(devices_.get(), &v1::Devices::Stub::List, v1::ListDevicesRequest(), &listed).ok());
+  ASSERT_TRUE(
+      call(devices_.get(), &v1::Devices::Stub::List, v1::ListDevicesRequest(), &listed).ok());
   bool disk_on_pci = false;
-  for (const auto& d : listed.devices()) disk_on_pci |= d.id() == "disk0" && !d.bdf().empty() && d.ioas() != 0;
+  for (const auto& d : listed.devices())
+    disk_on_pci |= d.id() == "disk0" && !d.bdf().empty() && d.ioas() != 0;
   EXPECT_TRUE(disk_on_pci) << listed.DebugString();
   v1::RemoveDeviceRequest remove;
   remove.set_id("disk0");
@@ -313,7 +335,8 @@ TEST_F(ApiFixture, ConcurrentReadersWhileTheGuestMapsThroughTheViommu) {
         if (!st.ok()) errors++;
         if (info.state() != v1::VM_STATE_RUNNING) break;
         v1::ListAddressSpacesResponse list;
-        st = call(spaces.get(), &v1::AddressSpaces::Stub::List, v1::ListAddressSpacesRequest(), &list);
+        st = call(spaces.get(), &v1::AddressSpaces::Stub::List, v1::ListAddressSpacesRequest(),
+                  &list);
         // The VM may stop between the two calls; anything else is an error.
         if (!st.ok() && st.error_code() != grpc::StatusCode::FAILED_PRECONDITION) errors++;
         for (const auto& a : list.address_spaces()) {
@@ -324,7 +347,8 @@ TEST_F(ApiFixture, ConcurrentReadersWhileTheGuestMapsThroughTheViommu) {
     });
   }
   v1::InfoResponse r;
-  for (int i = 0; i < 1500 && (r = info()).state() == v1::VM_STATE_RUNNING; ++i) std::this_thread::sleep_for(20ms);
+  for (int i = 0; i < 1500 && (r = info()).state() == v1::VM_STATE_RUNNING; ++i)
+    std::this_thread::sleep_for(20ms);
   stop = true;
   for (auto& t : readers) t.join();
   EXPECT_EQ(r.state(), v1::VM_STATE_SHUTDOWN);

@@ -63,7 +63,8 @@ class ApiFixture : public ::testing::Test {
   }
 
   template <typename Req, typename Resp, typename Stub>
-  grpc::Status call(Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+  grpc::Status call(Stub* stub,
+                    grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
                     const Req& req, Resp* resp = nullptr) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));

@@ -7,18 +7,38 @@ namespace ioasis::api {
 grpc::Status to_status(const Error& error) {
   grpc::StatusCode code = grpc::StatusCode::INTERNAL;
   switch (error.code()) {
-    case Errc::kInvalidArgument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
-    case Errc::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
-    case Errc::kAlreadyExists: code = grpc::StatusCode::ALREADY_EXISTS; break;
-    case Errc::kFailedPrecondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
-    case Errc::kResourceExhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-    case Errc::kPermissionDenied: code = grpc::StatusCode::PERMISSION_DENIED; break;
-    case Errc::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
-    case Errc::kUnsupported: code = grpc::StatusCode::UNIMPLEMENTED; break;
+    case Errc::kInvalidArgument:
+      code = grpc::StatusCode::INVALID_ARGUMENT;
+      break;
+    case Errc::kNotFound:
+      code = grpc::StatusCode::NOT_FOUND;
+      break;
+    case Errc::kAlreadyExists:
+      code = grpc::StatusCode::ALREADY_EXISTS;
+      break;
+    case Errc::kFailedPrecondition:
+      code = grpc::StatusCode::FAILED_PRECONDITION;
+      break;
+    case Errc::kResourceExhausted:
+      code = grpc::StatusCode::RESOURCE_EXHAUSTED;
+      break;
+    case Errc::kPermissionDenied:
+      code = grpc::StatusCode::PERMISSION_DENIED;
+      break;
+    case Errc::kUnavailable:
+      code = grpc::StatusCode::UNAVAILABLE;
+      break;
+    case Errc::kUnsupported:
+      code = grpc::StatusCode::UNIMPLEMENTED;
+      break;
     // The host said no to something the request named (a missing kernel file, a refused
     // ioctl): the request cannot succeed until the host changes.
-    case Errc::kIo: code = grpc::StatusCode::FAILED_PRECONDITION; break;
-    case Errc::kInternal: code = grpc::StatusCode::INTERNAL; break;
+    case Errc::kIo:
+      code = grpc::StatusCode::FAILED_PRECONDITION;
+      break;
+    case Errc::kInternal:
+      code = grpc::StatusCode::INTERNAL;
+      break;
   }
   return grpc::Status(code, error.message());
 }
@@ -43,26 +63,39 @@ Result<VmConfig> from_proto(const v1::VmConfig& in) {
   c.cmdline = in.cmdline();
   if (in.memory_bytes()) {
     if (in.memory_bytes() < (4u << 20) || in.memory_bytes() % 4096) {
-      return bad_field("config.memory_bytes",
-                       fmt::format("{} is not a multiple of 4096 of at least 4 MiB", in.memory_bytes()));
+      return bad_field(
+          "config.memory_bytes",
+          fmt::format("{} is not a multiple of 4096 of at least 4 MiB", in.memory_bytes()));
     }
     c.memory_size = in.memory_bytes();
   }
   if (in.cpus()) {
-    if (in.cpus() > 254) return bad_field("config.cpus", fmt::format("{} is more than 254", in.cpus()));
+    if (in.cpus() > 254)
+      return bad_field("config.cpus", fmt::format("{} is more than 254", in.cpus()));
     c.cpus = in.cpus();
   }
   if (!in.cpu_features().empty()) c.cpu_features = in.cpu_features();
   switch (in.serial().mode()) {
     case v1::SerialConfig::MODE_UNSPECIFIED:
-    case v1::SerialConfig::MODE_STDIO: c.serial.mode = SerialConfig::Mode::kStdio; break;
-    case v1::SerialConfig::MODE_OFF: c.serial.mode = SerialConfig::Mode::kOff; break;
-    case v1::SerialConfig::MODE_FILE: c.serial.mode = SerialConfig::Mode::kFile; break;
-    case v1::SerialConfig::MODE_SOCKET: c.serial.mode = SerialConfig::Mode::kSocket; break;
-    default: return bad_field("config.serial.mode", fmt::format("unknown mode {}", static_cast<int>(in.serial().mode())));
+    case v1::SerialConfig::MODE_STDIO:
+      c.serial.mode = SerialConfig::Mode::kStdio;
+      break;
+    case v1::SerialConfig::MODE_OFF:
+      c.serial.mode = SerialConfig::Mode::kOff;
+      break;
+    case v1::SerialConfig::MODE_FILE:
+      c.serial.mode = SerialConfig::Mode::kFile;
+      break;
+    case v1::SerialConfig::MODE_SOCKET:
+      c.serial.mode = SerialConfig::Mode::kSocket;
+      break;
+    default:
+      return bad_field("config.serial.mode",
+                       fmt::format("unknown mode {}", static_cast<int>(in.serial().mode())));
   }
   if (c.serial.mode == SerialConfig::Mode::kFile || c.serial.mode == SerialConfig::Mode::kSocket) {
-    if (in.serial().path().empty()) return bad_field("config.serial.path", "required for file and socket modes");
+    if (in.serial().path().empty())
+      return bad_field("config.serial.path", "required for file and socket modes");
     c.serial.path = in.serial().path();
   }
   c.iommu = in.iommu();
@@ -75,9 +108,11 @@ Result<VmConfig> from_proto(const v1::VmConfig& in) {
   }
   for (int i = 0; i < in.user_devices_size(); ++i) {
     const v1::UserDeviceConfig& u = in.user_devices(i);
-    if (u.socket().empty()) return bad_field(fmt::format("config.user_devices[{}].socket", i), "required");
+    if (u.socket().empty())
+      return bad_field(fmt::format("config.user_devices[{}].socket", i), "required");
     if (u.iommu() && !u.ioas().empty()) {
-      return bad_field(fmt::format("config.user_devices[{}].ioas", i), "excludes iommu: the guest chooses");
+      return bad_field(fmt::format("config.user_devices[{}].ioas", i),
+                       "excludes iommu: the guest chooses");
     }
     UserDeviceConfig d{u.socket(), u.iommu(), std::nullopt, u.ioas(), u.id()};
     if (u.group()) d.group = u.group();
@@ -102,10 +137,18 @@ v1::VmConfig to_proto(const VmConfig& in) {
   out.set_cpu_features(in.cpu_features);
   auto* serial = out.mutable_serial();
   switch (in.serial.mode) {
-    case SerialConfig::Mode::kStdio: serial->set_mode(v1::SerialConfig::MODE_STDIO); break;
-    case SerialConfig::Mode::kOff: serial->set_mode(v1::SerialConfig::MODE_OFF); break;
-    case SerialConfig::Mode::kFile: serial->set_mode(v1::SerialConfig::MODE_FILE); break;
-    case SerialConfig::Mode::kSocket: serial->set_mode(v1::SerialConfig::MODE_SOCKET); break;
+    case SerialConfig::Mode::kStdio:
+      serial->set_mode(v1::SerialConfig::MODE_STDIO);
+      break;
+    case SerialConfig::Mode::kOff:
+      serial->set_mode(v1::SerialConfig::MODE_OFF);
+      break;
+    case SerialConfig::Mode::kFile:
+      serial->set_mode(v1::SerialConfig::MODE_FILE);
+      break;
+    case SerialConfig::Mode::kSocket:
+      serial->set_mode(v1::SerialConfig::MODE_SOCKET);
+      break;
   }
   serial->set_path(in.serial.path);
   out.set_iommu(in.iommu);
@@ -130,11 +173,16 @@ v1::VmConfig to_proto(const VmConfig& in) {
 
 v1::VmState to_proto(VmState state) {
   switch (state) {
-    case VmState::kNotCreated: return v1::VM_STATE_NOT_CREATED;
-    case VmState::kCreated: return v1::VM_STATE_CREATED;
-    case VmState::kRunning: return v1::VM_STATE_RUNNING;
-    case VmState::kPaused: return v1::VM_STATE_PAUSED;
-    case VmState::kShutdown: return v1::VM_STATE_SHUTDOWN;
+    case VmState::kNotCreated:
+      return v1::VM_STATE_NOT_CREATED;
+    case VmState::kCreated:
+      return v1::VM_STATE_CREATED;
+    case VmState::kRunning:
+      return v1::VM_STATE_RUNNING;
+    case VmState::kPaused:
+      return v1::VM_STATE_PAUSED;
+    case VmState::kShutdown:
+      return v1::VM_STATE_SHUTDOWN;
   }
   return v1::VM_STATE_UNSPECIFIED;
 }
@@ -142,12 +190,24 @@ v1::VmState to_proto(VmState state) {
 v1::VmExit to_proto(const VmExit& exit) {
   v1::VmExit out;
   switch (exit.kind) {
-    case VmExit::Kind::kPowerOff: out.set_kind("power-off"); break;
-    case VmExit::Kind::kReset: out.set_kind("reset"); break;
-    case VmExit::Kind::kDebugExit: out.set_kind("debug-exit"); break;
-    case VmExit::Kind::kSignal: out.set_kind("signal"); break;
-    case VmExit::Kind::kVcpuError: out.set_kind("vcpu-error"); break;
-    case VmExit::Kind::kShutdownRequest: out.set_kind("shutdown-request"); break;
+    case VmExit::Kind::kPowerOff:
+      out.set_kind("power-off");
+      break;
+    case VmExit::Kind::kReset:
+      out.set_kind("reset");
+      break;
+    case VmExit::Kind::kDebugExit:
+      out.set_kind("debug-exit");
+      break;
+    case VmExit::Kind::kSignal:
+      out.set_kind("signal");
+      break;
+    case VmExit::Kind::kVcpuError:
+      out.set_kind("vcpu-error");
+      break;
+    case VmExit::Kind::kShutdownRequest:
+      out.set_kind("shutdown-request");
+      break;
   }
   out.set_code(exit.code);
   out.set_detail(exit.detail);
@@ -157,11 +217,21 @@ v1::VmExit to_proto(const VmExit& exit) {
 v1::Event to_proto(const VmEvent& event) {
   v1::Event out;
   switch (event.kind) {
-    case VmEvent::Kind::kStateChanged: out.set_kind(v1::Event::KIND_STATE_CHANGED); break;
-    case VmEvent::Kind::kDeviceAdded: out.set_kind(v1::Event::KIND_DEVICE_ADDED); break;
-    case VmEvent::Kind::kDeviceRemoved: out.set_kind(v1::Event::KIND_DEVICE_REMOVED); break;
-    case VmEvent::Kind::kDeviceFailed: out.set_kind(v1::Event::KIND_DEVICE_FAILED); break;
-    case VmEvent::Kind::kGuestFault: out.set_kind(v1::Event::KIND_GUEST_FAULT); break;
+    case VmEvent::Kind::kStateChanged:
+      out.set_kind(v1::Event::KIND_STATE_CHANGED);
+      break;
+    case VmEvent::Kind::kDeviceAdded:
+      out.set_kind(v1::Event::KIND_DEVICE_ADDED);
+      break;
+    case VmEvent::Kind::kDeviceRemoved:
+      out.set_kind(v1::Event::KIND_DEVICE_REMOVED);
+      break;
+    case VmEvent::Kind::kDeviceFailed:
+      out.set_kind(v1::Event::KIND_DEVICE_FAILED);
+      break;
+    case VmEvent::Kind::kGuestFault:
+      out.set_kind(v1::Event::KIND_GUEST_FAULT);
+      break;
   }
   out.set_state(to_proto(event.state));
   out.set_device(event.device);

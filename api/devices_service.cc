@@ -25,8 +25,8 @@ void fill(v1::DeviceInfo* out, const DeviceRecord& d, std::optional<iommu::IoasI
 std::vector<DeviceRecord> configured_devices(const VmConfig& c) {
   std::vector<DeviceRecord> out;
   for (size_t i = 0; i < c.disks.size(); ++i) {
-    out.push_back({c.disks[i].id.empty() ? fmt::format("disk{}", i) : c.disks[i].id, "virtio-blk", "",
-                   c.disks[i].iommu, "", std::nullopt, nullptr});
+    out.push_back({c.disks[i].id.empty() ? fmt::format("disk{}", i) : c.disks[i].id, "virtio-blk",
+                   "", c.disks[i].iommu, "", std::nullopt, nullptr});
   }
   for (size_t i = 0; i < c.user_devices.size(); ++i) {
     const UserDeviceConfig& u = c.user_devices[i];
@@ -38,7 +38,8 @@ std::vector<DeviceRecord> configured_devices(const VmConfig& c) {
 
 bool id_in_use(const VmConfig& c, const std::string& id) {
   auto devices = configured_devices(c);
-  return std::any_of(devices.begin(), devices.end(), [&](const DeviceRecord& d) { return d.id == id; });
+  return std::any_of(devices.begin(), devices.end(),
+                     [&](const DeviceRecord& d) { return d.id == id; });
 }
 
 }  // namespace
@@ -60,7 +61,8 @@ grpc::Status DevicesService::AddDisk(grpc::ServerContext*, const v1::AddDiskRequ
   const v1::DiskConfig& d = req->disk();
   if (d.path().empty()) return invalid("disk.path", "required");
   if (d.id().size() > kMaxDiskIdBytes) {
-    return invalid("disk.id", fmt::format("{} bytes; a virtio-blk id has at most {}", d.id().size(), kMaxDiskIdBytes));
+    return invalid("disk.id", fmt::format("{} bytes; a virtio-blk id has at most {}", d.id().size(),
+                                          kMaxDiskIdBytes));
   }
   return to_status(vmm_.call([&]() -> Result<void> {
     IOASIS_ASSIGN_OR_RETURN(VmConfig * config, vmm_.config_for_coldplug());
@@ -75,23 +77,27 @@ grpc::Status DevicesService::AddDisk(grpc::ServerContext*, const v1::AddDiskRequ
     }
     config->disks.push_back(disk);
     resp->set_id(disk.id);
-    vmm_.publish({VmEvent::Kind::kDeviceAdded, vmm_.state(), disk.id, "virtio-blk " + disk.path, 0});
+    vmm_.publish(
+        {VmEvent::Kind::kDeviceAdded, vmm_.state(), disk.id, "virtio-blk " + disk.path, 0});
     return {};
   }));
 }
 
-grpc::Status DevicesService::AddUserDevice(grpc::ServerContext*, const v1::AddUserDeviceRequest* req,
+grpc::Status DevicesService::AddUserDevice(grpc::ServerContext*,
+                                           const v1::AddUserDeviceRequest* req,
                                            v1::AddDeviceResponse* resp) {
   const v1::UserDeviceConfig& u = req->device();
   if (u.socket().empty()) return invalid("device.socket", "required");
-  if (u.iommu() && !u.ioas().empty()) return invalid("device.ioas", "excludes iommu: the guest chooses");
+  if (u.iommu() && !u.ioas().empty())
+    return invalid("device.ioas", "excludes iommu: the guest chooses");
   return to_status(vmm_.call([&]() -> Result<void> {
     IOASIS_ASSIGN_OR_RETURN(VmConfig * config, vmm_.config_for_coldplug());
     UserDeviceConfig d{u.socket(), u.iommu(), std::nullopt, u.ioas(), u.id()};
     if (u.group()) d.group = u.group();
-    if (!d.ioas.empty() &&
-        std::find(config->address_spaces.begin(), config->address_spaces.end(), d.ioas) == config->address_spaces.end()) {
-      return Error(Errc::kNotFound, fmt::format("device.ioas: no address space '{}' in the configuration", d.ioas));
+    if (!d.ioas.empty() && std::find(config->address_spaces.begin(), config->address_spaces.end(),
+                                     d.ioas) == config->address_spaces.end()) {
+      return Error(Errc::kNotFound,
+                   fmt::format("device.ioas: no address space '{}' in the configuration", d.ioas));
     }
     if (d.id.empty()) {
       for (size_t n = config->user_devices.size();; ++n) {
@@ -108,13 +114,16 @@ grpc::Status DevicesService::AddUserDevice(grpc::ServerContext*, const v1::AddUs
   }));
 }
 
-grpc::Status DevicesService::AddVfio(grpc::ServerContext*, const v1::AddVfioRequest*, v1::AddDeviceResponse*) {
+grpc::Status DevicesService::AddVfio(grpc::ServerContext*, const v1::AddVfioRequest*,
+                                     v1::AddDeviceResponse*) {
   return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                       "kernel VFIO devices need /dev/vfio, which this host does not have");
 }
 
-grpc::Status DevicesService::AddVdpa(grpc::ServerContext*, const v1::AddVdpaRequest*, v1::AddDeviceResponse*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "vDPA devices are reserved for a later version");
+grpc::Status DevicesService::AddVdpa(grpc::ServerContext*, const v1::AddVdpaRequest*,
+                                     v1::AddDeviceResponse*) {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                      "vDPA devices are reserved for a later version");
 }
 
 grpc::Status DevicesService::Remove(grpc::ServerContext*, const v1::RemoveDeviceRequest* req,

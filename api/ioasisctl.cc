@@ -2,10 +2,10 @@
 //
 // Exit status: 0 success, 1 the API refused the request (its status and message are printed),
 // 2 a usage error, 3 no VMM answers on the socket.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -42,11 +42,13 @@ std::string to_json(const google::protobuf::Message& m) {
   return out;
 }
 
-void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+void print_table(const std::vector<std::string>& header,
+                 const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width(header.size());
   for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
   for (const auto& r : rows)
-    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
   auto line = [&](const std::vector<std::string>& cells) {
     std::string s;
     for (size_t i = 0; i < cells.size(); ++i) s += fmt::format("{:<{}}  ", cells[i], width[i]);
@@ -64,10 +66,14 @@ std::string state_name(v1::VmState s) {
 
 std::string kind_name(v1::AddressSpaceKind k) {
   switch (k) {
-    case v1::ADDRESS_SPACE_KIND_GUEST_RAM: return "guest-ram";
-    case v1::ADDRESS_SPACE_KIND_HOST_MANAGED: return "host-managed";
-    case v1::ADDRESS_SPACE_KIND_GUEST_DOMAIN: return "guest-domain";
-    default: return "?";
+    case v1::ADDRESS_SPACE_KIND_GUEST_RAM:
+      return "guest-ram";
+    case v1::ADDRESS_SPACE_KIND_HOST_MANAGED:
+      return "host-managed";
+    case v1::ADDRESS_SPACE_KIND_GUEST_DOMAIN:
+      return "guest-domain";
+    default:
+      return "?";
   }
 }
 
@@ -115,7 +121,8 @@ class Ctl {
         (void)google::protobuf::util::MessageToJsonString(e, &line);
         fmt::print("{}\n", line);
       } else {
-        fmt::print("{} {} {} {}\n", v1::Event::Kind_Name(e.kind()), state_name(e.state()), e.device(), e.message());
+        fmt::print("{} {} {} {}\n", v1::Event::Kind_Name(e.kind()), state_name(e.state()),
+                   e.device(), e.message());
       }
       std::fflush(stdout);
     }
@@ -129,16 +136,26 @@ class Ctl {
 
   static std::string status_name(grpc::StatusCode c) {
     switch (c) {
-      case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-      case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-      case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-      case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-      case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-      case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-      case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-      case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-      case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-      default: return fmt::format("status {}", static_cast<int>(c));
+      case grpc::StatusCode::INVALID_ARGUMENT:
+        return "INVALID_ARGUMENT";
+      case grpc::StatusCode::NOT_FOUND:
+        return "NOT_FOUND";
+      case grpc::StatusCode::ALREADY_EXISTS:
+        return "ALREADY_EXISTS";
+      case grpc::StatusCode::FAILED_PRECONDITION:
+        return "FAILED_PRECONDITION";
+      case grpc::StatusCode::RESOURCE_EXHAUSTED:
+        return "RESOURCE_EXHAUSTED";
+      case grpc::StatusCode::UNIMPLEMENTED:
+        return "UNIMPLEMENTED";
+      case grpc::StatusCode::UNAVAILABLE:
+        return "UNAVAILABLE";
+      case grpc::StatusCode::DEADLINE_EXCEEDED:
+        return "DEADLINE_EXCEEDED";
+      case grpc::StatusCode::PERMISSION_DENIED:
+        return "PERMISSION_DENIED";
+      default:
+        return fmt::format("status {}", static_cast<int>(c));
     }
   }
 
@@ -167,11 +184,15 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", o.timeout_s, "Seconds to wait for a reply")->capture_default_str();
 
   std::function<int(Ctl&)> action;
-  auto on = [&](CLI::App* sub, std::function<int(Ctl&)> fn) { sub->callback([&action, fn] { action = fn; }); };
+  auto on = [&](CLI::App* sub, std::function<int(Ctl&)> fn) {
+    sub->callback([&action, fn] { action = fn; });
+  };
 
   on(app.add_subcommand("ping", "Check the VMM answers; print its version"), [](Ctl& c) {
-    return c.call(&v1::Vm::Stub::Ping, v1::PingRequest(), std::function<void(const v1::PingResponse&)>(
-        [](const v1::PingResponse& r) { fmt::print("ioasis {} (pid {})\n", r.version(), r.pid()); }));
+    return c.call(&v1::Vm::Stub::Ping, v1::PingRequest(),
+                  std::function<void(const v1::PingResponse&)>([](const v1::PingResponse& r) {
+                    fmt::print("ioasis {} (pid {})\n", r.version(), r.pid());
+                  }));
   });
 
   // create: the same flags as the ioasis command line.
@@ -184,7 +205,8 @@ int main(int argc, char** argv) {
   create->add_option("--cmdline", cmdline);
   create->add_option("--memory", memory, "Size, e.g. 512M")->capture_default_str();
   create->add_option("--cpus", cpus)->capture_default_str();
-  create->add_option("--serial", serial, "stdio | off | file=PATH | socket=PATH")->capture_default_str();
+  create->add_option("--serial", serial, "stdio | off | file=PATH | socket=PATH")
+      ->capture_default_str();
   create->add_option("--cpu-features", cpu_features);
   create->add_flag("--iommu", iommu, "Add a virtio-iommu");
   on(create, [&](Ctl& c) -> int {
@@ -207,18 +229,24 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "ioasisctl: {}\n", sc.error().message());
       return kExitUsage;
     }
-    static const v1::SerialConfig::Mode kModes[] = {v1::SerialConfig::MODE_STDIO, v1::SerialConfig::MODE_FILE,
-                                                    v1::SerialConfig::MODE_SOCKET, v1::SerialConfig::MODE_OFF};
+    static const v1::SerialConfig::Mode kModes[] = {
+        v1::SerialConfig::MODE_STDIO, v1::SerialConfig::MODE_FILE, v1::SerialConfig::MODE_SOCKET,
+        v1::SerialConfig::MODE_OFF};
     cfg->mutable_serial()->set_mode(kModes[static_cast<int>(sc->mode)]);
     cfg->mutable_serial()->set_path(sc->path);
     return c.call(&v1::Vm::Stub::Create, req);
   });
 
-  on(app.add_subcommand("boot", "Boot the VM"), [](Ctl& c) { return c.call(&v1::Vm::Stub::Boot, v1::BootRequest()); });
-  on(app.add_subcommand("pause", "Pause the vCPUs"), [](Ctl& c) { return c.call(&v1::Vm::Stub::Pause, v1::PauseRequest()); });
-  on(app.add_subcommand("resume", "Resume the vCPUs"), [](Ctl& c) { return c.call(&v1::Vm::Stub::Resume, v1::ResumeRequest()); });
-  on(app.add_subcommand("reboot", "Reboot the VM"), [](Ctl& c) { return c.call(&v1::Vm::Stub::Reboot, v1::RebootRequest()); });
-  on(app.add_subcommand("delete", "Forget a stopped VM"), [](Ctl& c) { return c.call(&v1::Vm::Stub::Delete, v1::DeleteRequest()); });
+  on(app.add_subcommand("boot", "Boot the VM"),
+     [](Ctl& c) { return c.call(&v1::Vm::Stub::Boot, v1::BootRequest()); });
+  on(app.add_subcommand("pause", "Pause the vCPUs"),
+     [](Ctl& c) { return c.call(&v1::Vm::Stub::Pause, v1::PauseRequest()); });
+  on(app.add_subcommand("resume", "Resume the vCPUs"),
+     [](Ctl& c) { return c.call(&v1::Vm::Stub::Resume, v1::ResumeRequest()); });
+  on(app.add_subcommand("reboot", "Reboot the VM"),
+     [](Ctl& c) { return c.call(&v1::Vm::Stub::Reboot, v1::RebootRequest()); });
+  on(app.add_subcommand("delete", "Forget a stopped VM"),
+     [](Ctl& c) { return c.call(&v1::Vm::Stub::Delete, v1::DeleteRequest()); });
   auto* shutdown = app.add_subcommand("shutdown", "Stop the VM");
   uint32_t grace_ms = 0;
   shutdown->add_option("--grace-ms", grace_ms, "Time the guest gets to power off by itself");
@@ -228,18 +256,22 @@ int main(int argc, char** argv) {
     return c.call(&v1::Vm::Stub::Shutdown, req);
   });
   on(app.add_subcommand("info", "Show the VM"), [](Ctl& c) {
-    return c.call(&v1::Vm::Stub::Info, v1::InfoRequest(), std::function<void(const v1::InfoResponse&)>(
-        [](const v1::InfoResponse& r) {
-          fmt::print("state:   {}\n", state_name(r.state()));
-          if (r.has_config()) {
-            fmt::print("kernel:  {}\ncmdline: {}\nvcpus:   {}\nmemory:  {} MiB\n", r.config().kernel(),
-                       r.config().cmdline(), r.vcpus(), r.memory_bytes() >> 20);
-          }
-          if (r.has_exit()) fmt::print("exit:    {} ({}): {}\n", r.exit().kind(), r.exit().code(), r.exit().detail());
-          if (r.devices_size()) print_devices(r.devices());
-        }));
+    return c.call(&v1::Vm::Stub::Info, v1::InfoRequest(),
+                  std::function<void(const v1::InfoResponse&)>([](const v1::InfoResponse& r) {
+                    fmt::print("state:   {}\n", state_name(r.state()));
+                    if (r.has_config()) {
+                      fmt::print("kernel:  {}\ncmdline: {}\nvcpus:   {}\nmemory:  {} MiB\n",
+                                 r.config().kernel(), r.config().cmdline(), r.vcpus(),
+                                 r.memory_bytes() >> 20);
+                    }
+                    if (r.has_exit())
+                      fmt::print("exit:    {} ({}): {}\n", r.exit().kind(), r.exit().code(),
+                                 r.exit().detail());
+                    if (r.devices_size()) print_devices(r.devices());
+                  }));
   });
-  on(app.add_subcommand("events", "Stream VM events until interrupted"), [](Ctl& c) { return c.events(); });
+  on(app.add_subcommand("events", "Stream VM events until interrupted"),
+     [](Ctl& c) { return c.events(); });
   on(app.add_subcommand("devices", "List devices"), [](Ctl& c) {
     return c.call(&v1::Devices::Stub::List, v1::ListDevicesRequest(),
                   std::function<void(const v1::ListDevicesResponse&)>(
@@ -260,8 +292,9 @@ int main(int argc, char** argv) {
     d->set_id(disk_id);
     d->set_readonly(disk_ro);
     d->set_iommu(disk_iommu);
-    return c.call(&v1::Devices::Stub::AddDisk, disk_req, std::function<void(const v1::AddDeviceResponse&)>(
-        [](const v1::AddDeviceResponse& r) { fmt::print("{}\n", r.id()); }));
+    return c.call(&v1::Devices::Stub::AddDisk, disk_req,
+                  std::function<void(const v1::AddDeviceResponse&)>(
+                      [](const v1::AddDeviceResponse& r) { fmt::print("{}\n", r.id()); }));
   });
 
   auto* add_user = app.add_subcommand("add-user-device", "Cold-plug a vfio-user device");
@@ -281,8 +314,9 @@ int main(int argc, char** argv) {
     d->set_ioas(user_ioas);
     d->set_id(user_id);
     d->set_iommu(user_iommu);
-    return c.call(&v1::Devices::Stub::AddUserDevice, req, std::function<void(const v1::AddDeviceResponse&)>(
-        [](const v1::AddDeviceResponse& r) { fmt::print("{}\n", r.id()); }));
+    return c.call(&v1::Devices::Stub::AddUserDevice, req,
+                  std::function<void(const v1::AddDeviceResponse&)>(
+                      [](const v1::AddDeviceResponse& r) { fmt::print("{}\n", r.id()); }));
   });
 
   auto* add_vfio = app.add_subcommand("add-device", "Cold-plug a kernel VFIO device");
@@ -299,8 +333,9 @@ int main(int argc, char** argv) {
     d->set_ioas(vfio_ioas);
     d->set_id(vfio_id);
     d->set_iommu(vfio_iommu);
-    return c.call(&v1::Devices::Stub::AddVfio, req, std::function<void(const v1::AddDeviceResponse&)>(
-        [](const v1::AddDeviceResponse& r) { fmt::print("{}\n", r.id()); }));
+    return c.call(&v1::Devices::Stub::AddVfio, req,
+                  std::function<void(const v1::AddDeviceResponse&)>(
+                      [](const v1::AddDeviceResponse& r) { fmt::print("{}\n", r.id()); }));
   });
 
   auto* remove = app.add_subcommand("remove-device", "Remove a cold-plugged device");
@@ -317,17 +352,19 @@ int main(int argc, char** argv) {
   ioas->require_subcommand(1);
   on(ioas->add_subcommand("list", "List address spaces"), [](Ctl& c) {
     return c.call(&v1::AddressSpaces::Stub::List, v1::ListAddressSpacesRequest(),
-                  std::function<void(const v1::ListAddressSpacesResponse&)>([](const v1::ListAddressSpacesResponse& r) {
-                    std::vector<std::vector<std::string>> rows;
-                    for (const auto& a : r.address_spaces()) {
-                      std::string devs;
-                      for (const auto& d : a.devices()) devs += (devs.empty() ? "" : ",") + d;
-                      rows.push_back({std::to_string(a.id()), kind_name(a.kind()), a.name(), devs.empty() ? "-" : devs,
-                                      std::to_string(a.mappings()), std::to_string(a.pinned_bytes())});
-                    }
-                    print_table({"ID", "KIND", "NAME", "DEVICES", "MAPPINGS", "PINNED"}, rows);
-                    fmt::print("pinned in total: {} bytes\n", r.pinned_bytes());
-                  }));
+                  std::function<void(const v1::ListAddressSpacesResponse&)>(
+                      [](const v1::ListAddressSpacesResponse& r) {
+                        std::vector<std::vector<std::string>> rows;
+                        for (const auto& a : r.address_spaces()) {
+                          std::string devs;
+                          for (const auto& d : a.devices()) devs += (devs.empty() ? "" : ",") + d;
+                          rows.push_back({std::to_string(a.id()), kind_name(a.kind()), a.name(),
+                                          devs.empty() ? "-" : devs, std::to_string(a.mappings()),
+                                          std::to_string(a.pinned_bytes())});
+                        }
+                        print_table({"ID", "KIND", "NAME", "DEVICES", "MAPPINGS", "PINNED"}, rows);
+                        fmt::print("pinned in total: {} bytes\n", r.pinned_bytes());
+                      }));
   });
   auto* ioas_create = ioas->add_subcommand("create", "Create a host-managed address space");
   std::string ioas_name;
@@ -335,8 +372,11 @@ int main(int argc, char** argv) {
   on(ioas_create, [&](Ctl& c) {
     v1::CreateAddressSpaceRequest req;
     req.set_name(ioas_name);
-    return c.call(&v1::AddressSpaces::Stub::Create, req, std::function<void(const v1::CreateAddressSpaceResponse&)>(
-        [](const v1::CreateAddressSpaceResponse& r) { fmt::print("{}\n", r.address_space().id()); }));
+    return c.call(&v1::AddressSpaces::Stub::Create, req,
+                  std::function<void(const v1::CreateAddressSpaceResponse&)>(
+                      [](const v1::CreateAddressSpaceResponse& r) {
+                        fmt::print("{}\n", r.address_space().id());
+                      }));
   });
   auto* ioas_destroy = ioas->add_subcommand("destroy", "Destroy an address space");
   uint32_t ioas_id = 0;
@@ -381,8 +421,9 @@ int main(int argc, char** argv) {
     req.set_length(map_len);
     req.set_readable(true);
     req.set_writable(!map_ro);
-    return c.call(&v1::AddressSpaces::Stub::Map, req, std::function<void(const v1::MapResponse&)>(
-        [](const v1::MapResponse& r) { fmt::print("{:#x}\n", r.iova()); }));
+    return c.call(&v1::AddressSpaces::Stub::Map, req,
+                  std::function<void(const v1::MapResponse&)>(
+                      [](const v1::MapResponse& r) { fmt::print("{:#x}\n", r.iova()); }));
   });
   auto* ioas_unmap = ioas->add_subcommand("unmap", "Unmap an IOVA range");
   ioas_unmap->add_option("id", ioas_id)->required();
@@ -393,8 +434,10 @@ int main(int argc, char** argv) {
     req.set_id(ioas_id);
     req.set_iova(map_iova);
     req.set_length(map_len);
-    return c.call(&v1::AddressSpaces::Stub::Unmap, req, std::function<void(const v1::UnmapResponse&)>(
-        [](const v1::UnmapResponse& r) { fmt::print("unmapped {} bytes\n", r.unmapped_bytes()); }));
+    return c.call(&v1::AddressSpaces::Stub::Unmap, req,
+                  std::function<void(const v1::UnmapResponse&)>([](const v1::UnmapResponse& r) {
+                    fmt::print("unmapped {} bytes\n", r.unmapped_bytes());
+                  }));
   });
   auto* ioas_mappings = ioas->add_subcommand("mappings", "List the mappings of an address space");
   uint32_t page = 0;
@@ -406,11 +449,13 @@ int main(int argc, char** argv) {
     req.set_id(ioas_id);
     req.set_start_iova(map_iova);
     req.set_page_size(page);
-    return c.call(&v1::AddressSpaces::Stub::Mappings, req, std::function<void(const v1::MappingsResponse&)>(
-        [](const v1::MappingsResponse& r) {
+    return c.call(
+        &v1::AddressSpaces::Stub::Mappings, req,
+        std::function<void(const v1::MappingsResponse&)>([](const v1::MappingsResponse& r) {
           std::vector<std::vector<std::string>> rows;
           for (const auto& m : r.mappings()) {
-            rows.push_back({fmt::format("{:#x}", m.iova()), fmt::format("{:#x}", m.length()), fmt::format("{:#x}", m.gpa()),
+            rows.push_back({fmt::format("{:#x}", m.iova()), fmt::format("{:#x}", m.length()),
+                            fmt::format("{:#x}", m.gpa()),
                             std::string(m.readable() ? "r" : "-") + (m.writable() ? "w" : "-")});
           }
           print_table({"IOVA", "LENGTH", "GPA", "PERM"}, rows);

@@ -24,7 +24,8 @@ Result<void> claim_socket_path(const std::string& path) {
     return Error::from_errno(fmt::format("--api-socket {}", path));
   }
   if (!S_ISSOCK(st.st_mode)) {
-    return Error(Errc::kAlreadyExists, fmt::format("--api-socket {}: exists and is not a socket", path));
+    return Error(Errc::kAlreadyExists,
+                 fmt::format("--api-socket {}: exists and is not a socket", path));
   }
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -37,7 +38,8 @@ Result<void> claim_socket_path(const std::string& path) {
     return Error(Errc::kAlreadyExists,
                  fmt::format("--api-socket {}: another process is serving this socket", path));
   }
-  if (::unlink(path.c_str()) < 0) return Error::from_errno(fmt::format("removing stale socket {}", path));
+  if (::unlink(path.c_str()) < 0)
+    return Error::from_errno(fmt::format("removing stale socket {}", path));
   spdlog::info("removed stale API socket {}", path);
   return {};
 }

@@ -20,7 +20,8 @@ class VmService final : public v1::Vm::Service {
   grpc::Status Boot(grpc::ServerContext*, const v1::BootRequest*, v1::BootResponse*) override;
   grpc::Status Pause(grpc::ServerContext*, const v1::PauseRequest*, v1::PauseResponse*) override;
   grpc::Status Resume(grpc::ServerContext*, const v1::ResumeRequest*, v1::ResumeResponse*) override;
-  grpc::Status Shutdown(grpc::ServerContext*, const v1::ShutdownRequest*, v1::ShutdownResponse*) override;
+  grpc::Status Shutdown(grpc::ServerContext*, const v1::ShutdownRequest*,
+                        v1::ShutdownResponse*) override;
   grpc::Status Reboot(grpc::ServerContext*, const v1::RebootRequest*, v1::RebootResponse*) override;
   grpc::Status Delete(grpc::ServerContext*, const v1::DeleteRequest*, v1::DeleteResponse*) override;
   grpc::Status Info(grpc::ServerContext*, const v1::InfoRequest*, v1::InfoResponse*) override;
@@ -35,14 +36,18 @@ class VmService final : public v1::Vm::Service {
 class DevicesService final : public v1::Devices::Service {
  public:
   explicit DevicesService(Vmm& vmm) : vmm_(vmm) {}
-  grpc::Status AddDisk(grpc::ServerContext*, const v1::AddDiskRequest*, v1::AddDeviceResponse*) override;
+  grpc::Status AddDisk(grpc::ServerContext*, const v1::AddDiskRequest*,
+                       v1::AddDeviceResponse*) override;
   grpc::Status AddUserDevice(grpc::ServerContext*, const v1::AddUserDeviceRequest*,
                              v1::AddDeviceResponse*) override;
-  grpc::Status AddVfio(grpc::ServerContext*, const v1::AddVfioRequest*, v1::AddDeviceResponse*) override;
-  grpc::Status AddVdpa(grpc::ServerContext*, const v1::AddVdpaRequest*, v1::AddDeviceResponse*) override;
+  grpc::Status AddVfio(grpc::ServerContext*, const v1::AddVfioRequest*,
+                       v1::AddDeviceResponse*) override;
+  grpc::Status AddVdpa(grpc::ServerContext*, const v1::AddVdpaRequest*,
+                       v1::AddDeviceResponse*) override;
   grpc::Status Remove(grpc::ServerContext*, const v1::RemoveDeviceRequest*,
                       v1::RemoveDeviceResponse*) override;
-  grpc::Status List(grpc::ServerContext*, const v1::ListDevicesRequest*, v1::ListDevicesResponse*) override;
+  grpc::Status List(grpc::ServerContext*, const v1::ListDevicesRequest*,
+                    v1::ListDevicesResponse*) override;
 
  private:
   Vmm& vmm_;
@@ -61,7 +66,8 @@ class AddressSpacesService final : public v1::AddressSpaces::Service {
   grpc::Status Detach(grpc::ServerContext*, const v1::DetachRequest*, v1::DetachResponse*) override;
   grpc::Status Map(grpc::ServerContext*, const v1::MapRequest*, v1::MapResponse*) override;
   grpc::Status Unmap(grpc::ServerContext*, const v1::UnmapRequest*, v1::UnmapResponse*) override;
-  grpc::Status Mappings(grpc::ServerContext*, const v1::MappingsRequest*, v1::MappingsResponse*) override;
+  grpc::Status Mappings(grpc::ServerContext*, const v1::MappingsRequest*,
+                        v1::MappingsResponse*) override;
 
  private:
   Vmm& vmm_;

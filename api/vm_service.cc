@@ -19,7 +19,8 @@ grpc::Status on_loop(Vmm& vmm, F fn) {
 
 }  // namespace
 
-grpc::Status VmService::Create(grpc::ServerContext*, const v1::CreateRequest* req, v1::CreateResponse*) {
+grpc::Status VmService::Create(grpc::ServerContext*, const v1::CreateRequest* req,
+                               v1::CreateResponse*) {
   if (!req->has_config()) return invalid("config", "required");
   auto config = from_proto(req->config());
   if (!config) return to_status(config.error());
@@ -34,7 +35,8 @@ grpc::Status VmService::Pause(grpc::ServerContext*, const v1::PauseRequest*, v1:
   return on_loop(vmm_, [&]() { return vmm_.pause(); });
 }
 
-grpc::Status VmService::Resume(grpc::ServerContext*, const v1::ResumeRequest*, v1::ResumeResponse*) {
+grpc::Status VmService::Resume(grpc::ServerContext*, const v1::ResumeRequest*,
+                               v1::ResumeResponse*) {
   return on_loop(vmm_, [&]() { return vmm_.resume(); });
 }
 
@@ -42,16 +44,20 @@ grpc::Status VmService::Shutdown(grpc::ServerContext*, const v1::ShutdownRequest
                                  v1::ShutdownResponse*) {
   constexpr uint32_t kMaxGraceMs = 10 * 60 * 1000;
   if (req->grace_period_ms() > kMaxGraceMs) {
-    return invalid("grace_period_ms", fmt::format("{} is more than {}", req->grace_period_ms(), kMaxGraceMs));
+    return invalid("grace_period_ms",
+                   fmt::format("{} is more than {}", req->grace_period_ms(), kMaxGraceMs));
   }
-  return on_loop(vmm_, [&]() { return vmm_.shutdown(std::chrono::milliseconds(req->grace_period_ms())); });
+  return on_loop(
+      vmm_, [&]() { return vmm_.shutdown(std::chrono::milliseconds(req->grace_period_ms())); });
 }
 
-grpc::Status VmService::Reboot(grpc::ServerContext*, const v1::RebootRequest*, v1::RebootResponse*) {
+grpc::Status VmService::Reboot(grpc::ServerContext*, const v1::RebootRequest*,
+                               v1::RebootResponse*) {
   return on_loop(vmm_, [&]() { return vmm_.reboot(); });
 }
 
-grpc::Status VmService::Delete(grpc::ServerContext*, const v1::DeleteRequest*, v1::DeleteResponse*) {
+grpc::Status VmService::Delete(grpc::ServerContext*, const v1::DeleteRequest*,
+                               v1::DeleteResponse*) {
   return on_loop(vmm_, [&]() { return vmm_.remove(); });
 }
 
@@ -95,7 +101,8 @@ grpc::Status VmService::Events(grpc::ServerContext* context, const v1::EventsReq
   });
   while (!context->IsCancelled()) {
     std::unique_lock lock(queue->mu);
-    queue->cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return !queue->events.empty(); });
+    queue->cv.wait_for(lock, std::chrono::milliseconds(100),
+                       [&] { return !queue->events.empty(); });
     if (queue->events.empty()) continue;
     v1::Event event = std::move(queue->events.front());
     queue->events.pop_front();

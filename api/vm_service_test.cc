@@ -1,9 +1,8 @@
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <cstring>
-#include <sys/stat.h>
-
 #include <thread>
 
 #include "api/api_test_util.h"
@@ -20,7 +19,8 @@ int count_of(const std::string& text, const std::string& what) {
 }
 
 // Waits until the console shows `what` `n` times, up to `limit`.
-bool wait_for_console(ApiFixture& f, const std::string& what, int n, std::chrono::milliseconds limit) {
+bool wait_for_console(ApiFixture& f, const std::string& what, int n,
+                      std::chrono::milliseconds limit) {
   auto end = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < end) {
     if (count_of(f.console(), what) >= n) return true;
@@ -51,7 +51,8 @@ TEST_F(VmLifecycle, CreateBootPauseResumeShutdown) {
   EXPECT_EQ(count_of(console(), "tick "), ticks_paused) << "the guest ran while paused";
 
   ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Resume, v1::ResumeRequest()).ok());
-  EXPECT_TRUE(wait_for_console(*this, "tick ", ticks_paused + 2, 20s)) << "no progress after resume";
+  EXPECT_TRUE(wait_for_console(*this, "tick ", ticks_paused + 2, 20s))
+      << "no progress after resume";
 
   ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Shutdown, v1::ShutdownRequest()).ok());
   auto stopped = info();
@@ -65,7 +66,8 @@ TEST_F(VmLifecycle, GuestExitIsReportedWithItsCode) {
   ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Create, create).ok());
   ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Boot, v1::BootRequest()).ok());
   v1::InfoResponse r;
-  for (int i = 0; i < 500 && (r = info()).state() != v1::VM_STATE_SHUTDOWN; ++i) std::this_thread::sleep_for(20ms);
+  for (int i = 0; i < 500 && (r = info()).state() != v1::VM_STATE_SHUTDOWN; ++i)
+    std::this_thread::sleep_for(20ms);
   EXPECT_EQ(r.state(), v1::VM_STATE_SHUTDOWN);
   EXPECT_EQ(r.exit().kind(), "debug-exit");
   EXPECT_EQ(r.exit().code(), 1);
@@ -111,17 +113,20 @@ void expect_status(const grpc::Status& status, grpc::StatusCode code, const std:
 
 TEST_F(VmBadInput, CreateNamesTheBadField) {
   v1::CreateRequest req;
-  expect_status(call(vm_.get(), &v1::Vm::Stub::Create, req), grpc::StatusCode::INVALID_ARGUMENT, "config");
+  expect_status(call(vm_.get(), &v1::Vm::Stub::Create, req), grpc::StatusCode::INVALID_ARGUMENT,
+                "config");
   *req.mutable_config() = guest("test=boot");
   req.mutable_config()->clear_kernel();
-  expect_status(call(vm_.get(), &v1::Vm::Stub::Create, req), grpc::StatusCode::INVALID_ARGUMENT, "config.kernel");
+  expect_status(call(vm_.get(), &v1::Vm::Stub::Create, req), grpc::StatusCode::INVALID_ARGUMENT,
+                "config.kernel");
   *req.mutable_config() = guest("test=boot");
   req.mutable_config()->set_memory_bytes(5);
   expect_status(call(vm_.get(), &v1::Vm::Stub::Create, req), grpc::StatusCode::INVALID_ARGUMENT,
                 "config.memory_bytes");
   *req.mutable_config() = guest("test=boot");
   req.mutable_config()->set_cpus(1000);
-  expect_status(call(vm_.get(), &v1::Vm::Stub::Create, req), grpc::StatusCode::INVALID_ARGUMENT, "config.cpus");
+  expect_status(call(vm_.get(), &v1::Vm::Stub::Create, req), grpc::StatusCode::INVALID_ARGUMENT,
+                "config.cpus");
   *req.mutable_config() = guest("test=boot");
   req.mutable_config()->mutable_serial()->clear_path();
   expect_status(call(vm_.get(), &v1::Vm::Stub::Create, req), grpc::StatusCode::INVALID_ARGUMENT,
@@ -132,15 +137,16 @@ TEST_F(VmBadInput, CreateNamesTheBadField) {
                 "config.serial.mode");
   *req.mutable_config() = guest("test=boot");
   req.mutable_config()->set_cpu_features("-warp_drive");
-  expect_status(call(vm_.get(), &v1::Vm::Stub::Create, req), grpc::StatusCode::INVALID_ARGUMENT, "warp_drive");
+  expect_status(call(vm_.get(), &v1::Vm::Stub::Create, req), grpc::StatusCode::INVALID_ARGUMENT,
+                "warp_drive");
   EXPECT_EQ(info().state(), v1::VM_STATE_NOT_CREATED);
 }
 
 TEST_F(VmBadInput, WrongStateIsFailedPrecondition) {
-  expect_status(call(vm_.get(), &v1::Vm::Stub::Boot, v1::BootRequest()), grpc::StatusCode::FAILED_PRECONDITION,
-                "not-created");
-  expect_status(call(vm_.get(), &v1::Vm::Stub::Pause, v1::PauseRequest()), grpc::StatusCode::FAILED_PRECONDITION,
-                "pause");
+  expect_status(call(vm_.get(), &v1::Vm::Stub::Boot, v1::BootRequest()),
+                grpc::StatusCode::FAILED_PRECONDITION, "not-created");
+  expect_status(call(vm_.get(), &v1::Vm::Stub::Pause, v1::PauseRequest()),
+                grpc::StatusCode::FAILED_PRECONDITION, "pause");
   expect_status(call(vm_.get(), &v1::Vm::Stub::Resume, v1::ResumeRequest()),
                 grpc::StatusCode::FAILED_PRECONDITION, "resume");
   expect_status(call(vm_.get(), &v1::Vm::Stub::Shutdown, v1::ShutdownRequest()),
@@ -148,13 +154,14 @@ TEST_F(VmBadInput, WrongStateIsFailedPrecondition) {
   v1::CreateRequest create;
   *create.mutable_config() = guest("test=heartbeat");
   ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Create, create).ok());
-  expect_status(call(vm_.get(), &v1::Vm::Stub::Create, create), grpc::StatusCode::ALREADY_EXISTS, "already");
+  expect_status(call(vm_.get(), &v1::Vm::Stub::Create, create), grpc::StatusCode::ALREADY_EXISTS,
+                "already");
   expect_status(call(vm_.get(), &v1::Vm::Stub::Resume, v1::ResumeRequest()),
                 grpc::StatusCode::FAILED_PRECONDITION, "created");
   v1::ShutdownRequest too_long;
   too_long.set_grace_period_ms(UINT32_MAX);
-  expect_status(call(vm_.get(), &v1::Vm::Stub::Shutdown, too_long), grpc::StatusCode::INVALID_ARGUMENT,
-                "grace_period_ms");
+  expect_status(call(vm_.get(), &v1::Vm::Stub::Shutdown, too_long),
+                grpc::StatusCode::INVALID_ARGUMENT, "grace_period_ms");
 }
 
 TEST_F(VmBadInput, BootOfMissingKernelFailsAndTheVmmKeepsServing) {
@@ -162,8 +169,8 @@ TEST_F(VmBadInput, BootOfMissingKernelFailsAndTheVmmKeepsServing) {
   *create.mutable_config() = guest("test=boot");
   create.mutable_config()->set_kernel((dir_ / "no-such-kernel").string());
   ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Create, create).ok());
-  expect_status(call(vm_.get(), &v1::Vm::Stub::Boot, v1::BootRequest()), grpc::StatusCode::FAILED_PRECONDITION,
-                "no-such-kernel");
+  expect_status(call(vm_.get(), &v1::Vm::Stub::Boot, v1::BootRequest()),
+                grpc::StatusCode::FAILED_PRECONDITION, "no-such-kernel");
   EXPECT_EQ(info().state(), v1::VM_STATE_CREATED);
   EXPECT_TRUE(call(vm_.get(), &v1::Vm::Stub::Ping, v1::PingRequest()).ok());
   // A garbage kernel is refused the same way.
@@ -171,14 +178,15 @@ TEST_F(VmBadInput, BootOfMissingKernelFailsAndTheVmmKeepsServing) {
   ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Delete, v1::DeleteRequest()).ok());
   create.mutable_config()->set_kernel((dir_ / "garbage").string());
   ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Create, create).ok());
-  expect_status(call(vm_.get(), &v1::Vm::Stub::Boot, v1::BootRequest()), grpc::StatusCode::INVALID_ARGUMENT,
-                "neither an ELF");
+  expect_status(call(vm_.get(), &v1::Vm::Stub::Boot, v1::BootRequest()),
+                grpc::StatusCode::INVALID_ARGUMENT, "neither an ELF");
 }
 
 TEST_F(VmBadInput, VdpaIsReserved) {
   v1::AddVdpaRequest req;
   req.set_path("/dev/vhost-vdpa-0");
-  EXPECT_EQ(call(devices_.get(), &v1::Devices::Stub::AddVdpa, req).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(call(devices_.get(), &v1::Devices::Stub::AddVdpa, req).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
 }
 
 using ApiSocket = ApiFixture;
@@ -201,7 +209,8 @@ TEST_F(ApiSocket, SecondServerOnALiveSocketIsRefused) {
 }
 
 TEST(ApiSocketPath, StaleSocketIsReplacedAndRegularFileRefused) {
-  auto dir = std::filesystem::temp_directory_path() / ("ioasis-stale-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("ioasis-stale-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::string path = (dir / "api.sock").string();
   {

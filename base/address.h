@@ -31,15 +31,11 @@ struct Address {
   constexpr auto operator<=>(const Address&) const = default;
 
   // Only host virtual addresses convert to pointers.
-  static Address of(const void* p)
-    requires std::is_same_v<Tag, struct HvaTag>
-  {
+  static Address of(const void* p) requires std::is_same_v<Tag, struct HvaTag> {
     return Address(reinterpret_cast<uintptr_t>(p));
   }
   template <typename T = uint8_t>
-  T* ptr() const
-    requires std::is_same_v<Tag, struct HvaTag>
-  {
+  T* ptr() const requires std::is_same_v<Tag, struct HvaTag> {
     return reinterpret_cast<T*>(static_cast<uintptr_t>(value));
   }
 };

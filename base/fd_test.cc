@@ -1,8 +1,8 @@
 #include "base/fd.h"
 
 #include <fcntl.h>
-#include <sys/eventfd.h>
 #include <gtest/gtest.h>
+#include <sys/eventfd.h>
 
 namespace ioasis {
 namespace {

@@ -96,17 +96,17 @@ inline Result<void> ok() { return {}; }
 }  // namespace ioasis
 
 // Propagates an error out of the current function. The expression must yield a Result.
-#define IOASIS_TRY(expr)                                                \
-  do {                                                                  \
-    auto ioasis_try_result_ = (expr);                                   \
+#define IOASIS_TRY(expr)                                                        \
+  do {                                                                          \
+    auto ioasis_try_result_ = (expr);                                           \
     if (!ioasis_try_result_.ok()) return std::move(ioasis_try_result_).error(); \
   } while (0)
 
 // Declares `var` from a Result's value, or propagates its error.
-#define IOASIS_ASSIGN_OR_RETURN(var, expr)                               \
-  auto IOASIS_CONCAT_(ioasis_r_, __LINE__) = (expr);                     \
-  if (!IOASIS_CONCAT_(ioasis_r_, __LINE__).ok())                         \
-    return std::move(IOASIS_CONCAT_(ioasis_r_, __LINE__)).error();       \
+#define IOASIS_ASSIGN_OR_RETURN(var, expr)                         \
+  auto IOASIS_CONCAT_(ioasis_r_, __LINE__) = (expr);               \
+  if (!IOASIS_CONCAT_(ioasis_r_, __LINE__).ok())                   \
+    return std::move(IOASIS_CONCAT_(ioasis_r_, __LINE__)).error(); \
   var = std::move(IOASIS_CONCAT_(ioasis_r_, __LINE__)).value()
 
 #define IOASIS_CONCAT_INNER_(a, b) a##b

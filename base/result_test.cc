@@ -28,7 +28,8 @@ TEST(Result, CarriesValueOrError) {
 TEST(Result, ErrnoErrorsNameTheCall) {
   Error e = Error::from_errno("open /nope", ENOENT);
   EXPECT_EQ(e.sys_errno(), ENOENT);
-  EXPECT_EQ(e.context("loading kernel").message(), "loading kernel: open /nope: No such file or directory");
+  EXPECT_EQ(e.context("loading kernel").message(),
+            "loading kernel: open /nope: No such file or directory");
 }
 
 TEST(Address, RangeFitsRejectsWrap) {

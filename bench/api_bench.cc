@@ -83,9 +83,10 @@ int main(int argc, char** argv) {
   auto info = latencies_us(stub, &v1::Vm::Stub::Info, 5000);
   fmt::print("Ping round trip:  p50 {:7.1f} us  p99 {:7.1f} us  (5000 calls, one client)\n",
              percentile(ping, 0.5), percentile(ping, 0.99));
-  fmt::print("Info round trip:  p50 {:7.1f} us  p99 {:7.1f} us  (5000 calls, one client; Info runs "
-             "on the control loop)\n",
-             percentile(info, 0.5), percentile(info, 0.99));
+  fmt::print(
+      "Info round trip:  p50 {:7.1f} us  p99 {:7.1f} us  (5000 calls, one client; Info runs "
+      "on the control loop)\n",
+      percentile(info, 0.5), percentile(info, 0.99));
 
   // Sustained load: `clients` threads, each with its own channel, alternating Ping and Info.
   std::atomic<uint64_t> done{0};
@@ -95,7 +96,8 @@ int main(int argc, char** argv) {
     threads.emplace_back([&, c] {
       grpc::ChannelArguments args;
       args.SetInt("ioasis.bench.client", c);  // a distinct channel (and connection) per client
-      auto ch = grpc::CreateCustomChannel("unix:" + socket, grpc::InsecureChannelCredentials(), args);
+      auto ch =
+          grpc::CreateCustomChannel("unix:" + socket, grpc::InsecureChannelCredentials(), args);
       v1::Vm::Stub s(ch);
       for (uint64_t i = 0; !stop; ++i) {
         grpc::ClientContext ctx;

@@ -463,7 +463,8 @@ namespace {
 TEST_F(IoasidContextTest, MappingsListInIovaOrderAPageAtATime) {
   IoasId x = create();
   for (uint64_t i = 0; i < 5; ++i) {
-    ASSERT_TRUE(ctx.map(x, Iova(0x100000 * (5 - i)), host_at(i * 0x2000, 0x2000), Perm::kRead).ok());
+    ASSERT_TRUE(
+        ctx.map(x, Iova(0x100000 * (5 - i)), host_at(i * 0x2000, 0x2000), Perm::kRead).ok());
   }
   auto first = ctx.mappings(x, Iova(0), 2);
   ASSERT_TRUE(first.ok());

@@ -74,7 +74,9 @@ Result<void> KvmInterrupts::init() {
   std::lock_guard lock(mu_);
   // The routing KVM installs by default: GSIs 0-15 on both PICs and the IOAPIC, 16-23 IOAPIC.
   for (uint32_t gsi = 0; gsi < kIoapicPins; ++gsi) {
-    if (gsi < 16) legacy_routes_.push_back(irqchip_route(gsi, gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, gsi % 8));
+    if (gsi < 16)
+      legacy_routes_.push_back(
+          irqchip_route(gsi, gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, gsi % 8));
     legacy_routes_.push_back(irqchip_route(gsi, KVM_IRQCHIP_IOAPIC, gsi));
   }
   return commit_locked();

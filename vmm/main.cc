@@ -1,13 +1,13 @@
 // ioasis: boots one VM from the command line, in the style of cloud-hypervisor.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "api/server.h"
 #include "base/log.h"
 #include "vmm/config/vm_config.h"
-#include "api/server.h"
 #include "vmm/vmm.h"
 
 namespace {
@@ -22,8 +22,8 @@ struct CliArgs {
 };
 
 ioasis::Result<ioasis::VmConfig> to_config(const CliArgs& a) {
-  using ioasis::Error;
   using ioasis::Errc;
+  using ioasis::Error;
   ioasis::VmConfig c;
   c.kernel = a.kernel;
   if (!a.initramfs.empty()) c.initramfs = a.initramfs;
@@ -31,7 +31,9 @@ ioasis::Result<ioasis::VmConfig> to_config(const CliArgs& a) {
   IOASIS_ASSIGN_OR_RETURN(auto mem, ioasis::parse_options("--memory", a.memory, {"size"}));
   if (mem.count("size")) {
     auto size = ioasis::parse_size(mem["size"]);
-    if (!size) return Error(Errc::kInvalidArgument, "--memory size=" + mem["size"] + ": " + size.error().message());
+    if (!size)
+      return Error(Errc::kInvalidArgument,
+                   "--memory size=" + mem["size"] + ": " + size.error().message());
     c.memory_size = *size;
   }
   IOASIS_ASSIGN_OR_RETURN(auto cpus, ioasis::parse_options("--cpus", a.cpus, {"boot"}));
@@ -68,7 +70,8 @@ int main(int argc, char** argv) {
   CLI::App app{"ioasis: a KVM virtual machine monitor built around I/O address spaces"};
   app.set_version_flag("--version", std::string("ioasis ") + IOASIS_VERSION);
   CliArgs a;
-  app.add_option("--kernel", a.kernel, "Kernel to boot: ELF with a PVH note, ELF vmlinux or bzImage");
+  app.add_option("--kernel", a.kernel,
+                 "Kernel to boot: ELF with a PVH note, ELF vmlinux or bzImage");
   app.add_option("--api-socket", a.api_socket,
                  "Serve the gRPC API on this UNIX socket; without --kernel, wait for Create/Boot");
   app.add_option("--initramfs", a.initramfs, "Initial ramdisk");

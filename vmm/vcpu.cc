@@ -18,7 +18,7 @@ const int kKickSignal = SIGRTMIN;
 void install_kick_handler() {
   static std::once_flag once;
   std::call_once(once, [] {
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = [](int) {};
     sigemptyset(&sa.sa_mask);
     sigaction(kKickSignal, &sa, nullptr);
@@ -126,7 +126,8 @@ bool VcpuThread::handle_exit() {
       return false;
     case KVM_EXIT_SHUTDOWN:
       exit_.request({VmExit::Kind::kReset, 0,
-                     fmt::format("vCPU {} triple-faulted (shutdown)\n{}", vcpu_.id(), describe_state(vcpu_))});
+                     fmt::format("vCPU {} triple-faulted (shutdown)\n{}", vcpu_.id(),
+                                 describe_state(vcpu_))});
       return false;
     case KVM_EXIT_SYSTEM_EVENT:
       if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {

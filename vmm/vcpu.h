@@ -53,8 +53,8 @@ class VcpuThread {
 
   std::mutex pause_mu_;
   std::condition_variable pause_cv_;
-  bool pause_requested_ = false;  // guarded by pause_mu_
-  bool parked_ = false;           // guarded by pause_mu_
+  bool pause_requested_ = false;         // guarded by pause_mu_
+  bool parked_ = false;                  // guarded by pause_mu_
   std::atomic<bool> pause_flag_{false};  // read without the lock on every exit
 };
 

@@ -105,8 +105,10 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config, asio::io_context&
 
 Result<void> Vm::create_kvm_vm() {
   IOASIS_ASSIGN_OR_RETURN(kvm::System system, kvm::System::open());
-  for (auto [cap, name] : {std::pair{KVM_CAP_IRQCHIP, "IRQCHIP"}, {KVM_CAP_IRQ_ROUTING, "IRQ_ROUTING"},
-                           {KVM_CAP_IRQFD, "IRQFD"}, {KVM_CAP_IOEVENTFD, "IOEVENTFD"},
+  for (auto [cap, name] : {std::pair{KVM_CAP_IRQCHIP, "IRQCHIP"},
+                           {KVM_CAP_IRQ_ROUTING, "IRQ_ROUTING"},
+                           {KVM_CAP_IRQFD, "IRQFD"},
+                           {KVM_CAP_IOEVENTFD, "IOEVENTFD"},
                            {KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT"}}) {
     IOASIS_ASSIGN_OR_RETURN(int have, system.check_extension(cap));
     if (!have) return Error(Errc::kUnsupported, fmt::format("this KVM lacks KVM_CAP_{}", name));
@@ -158,7 +160,8 @@ Result<void> Vm::create_pci(std::shared_ptr<devices::BusDevice> reset_control) {
   // 0xcf9 (reset control) sits inside the config-address dword; the config port device owns it.
   IOASIS_TRY(pio_.insert(std::make_shared<devices::PciConfigIo>(pci_, std::move(reset_control)),
                          layout::kPortPciConfig, devices::PciConfigIo::kPortCount));
-  auto ecam = std::make_shared<devices::PciConfigMmio>(pci_, layout::kPciEcamSize / devices::PciConfigMmio::kBusSize);
+  auto ecam = std::make_shared<devices::PciConfigMmio>(
+      pci_, layout::kPciEcamSize / devices::PciConfigMmio::kBusSize);
   return mmio_.insert(ecam, layout::kPciEcamStart, ecam->size());
 }
 
@@ -216,7 +219,8 @@ Result<void> Vm::create_disks() {
     const DiskConfig& d = config_.disks[i];
     auto blk = devices::virtio::Blk::open({.path = d.path, .readonly = d.readonly, .id = d.id});
     if (!blk) return Error(blk.error()).context(fmt::format("--disk path={}", d.path));
-    IOASIS_TRY(add_virtio_device(*blk, d.id.empty() ? fmt::format("disk{}", i) : d.id, "virtio-blk", d.iommu));
+    IOASIS_TRY(add_virtio_device(*blk, d.id.empty() ? fmt::format("disk{}", i) : d.id, "virtio-blk",
+                                 d.iommu));
   }
   return {};
 }
@@ -293,7 +297,8 @@ Result<void> Vm::create_serial() {
     }
     case SerialConfig::Mode::kSocket: {
       // The handler runs on the socket thread after serial_ exists; it never outlives the VM.
-      IOASIS_ASSIGN_OR_RETURN(auto server, devices::SerialSocketServer::listen(sc.path, [this](auto bytes) {
+      IOASIS_ASSIGN_OR_RETURN(auto server,
+                              devices::SerialSocketServer::listen(sc.path, [this](auto bytes) {
                                 if (serial_) serial_->enqueue_input(bytes);
                               }));
       serial_socket_ = server.get();
@@ -301,7 +306,8 @@ Result<void> Vm::create_serial() {
       break;
     }
   }
-  serial_ = std::make_shared<devices::Serial>(interrupts_->legacy_line(layout::kIrqCom1), serial_output_);
+  serial_ =
+      std::make_shared<devices::Serial>(interrupts_->legacy_line(layout::kIrqCom1), serial_output_);
   IOASIS_TRY(pio_.insert(serial_, layout::kPortCom1, 8));
   devices_.push_back({"serial0", "serial", "", false, "", std::nullopt, nullptr});
   if (serial_socket_) serial_socket_->start();
@@ -330,7 +336,8 @@ Result<void> Vm::load_kernel() {
   bc.rsdp = rsdp_;
   bc.memory_map = boot::memory_map(*memory_);
   IOASIS_ASSIGN_OR_RETURN(boot::BootEntry entry, boot::load_kernel(*memory_, bc));
-  spdlog::info("loaded {} as {}, entry {:#x}", config_.kernel, boot::format_name(entry.format), entry.rip);
+  spdlog::info("loaded {} as {}, entry {:#x}", config_.kernel, boot::format_name(entry.format),
+               entry.rip);
   entry_ = entry;
   return x86::write_boot_tables(*memory_);
 }
@@ -373,7 +380,8 @@ Result<void> Vm::create_vcpus() {
 }
 
 void Vm::watch_stdin() {
-  if (!serial_ || config_.serial.mode != SerialConfig::Mode::kStdio || !isatty(STDIN_FILENO)) return;
+  if (!serial_ || config_.serial.mode != SerialConfig::Mode::kStdio || !isatty(STDIN_FILENO))
+    return;
   stdin_ = std::make_unique<asio::posix::stream_descriptor>(io_, ::dup(STDIN_FILENO));
   read_stdin();
 }

@@ -4,12 +4,16 @@ namespace ioasis {
 
 int VmExit::exit_status() const {
   switch (kind) {
-    case Kind::kDebugExit: return code;
-    case Kind::kSignal: return 128 + code;
-    case Kind::kVcpuError: return 1;
+    case Kind::kDebugExit:
+      return code;
+    case Kind::kSignal:
+      return 128 + code;
+    case Kind::kVcpuError:
+      return 1;
     case Kind::kPowerOff:
     case Kind::kReset:
-    case Kind::kShutdownRequest: return 0;
+    case Kind::kShutdownRequest:
+      return 0;
   }
   return 1;
 }

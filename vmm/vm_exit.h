@@ -23,7 +23,8 @@ struct VmExit {
 class ExitLatch {
  public:
   // Called once, with the first exit, from the thread that requested it.
-  explicit ExitLatch(std::function<void(const VmExit&)> on_first) : on_first_(std::move(on_first)) {}
+  explicit ExitLatch(std::function<void(const VmExit&)> on_first)
+      : on_first_(std::move(on_first)) {}
 
   // Returns true when this call was the first request.
   bool request(VmExit exit);

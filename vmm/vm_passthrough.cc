@@ -13,7 +13,8 @@ namespace ioasis {
 
 Result<void> Vm::create_address_spaces() {
   for (const std::string& name : config_.address_spaces) {
-    IOASIS_ASSIGN_OR_RETURN(iommu::IoasId id, ioasids_->create_ioas(iommu::IoasKind::kHostManaged, name));
+    IOASIS_ASSIGN_OR_RETURN(iommu::IoasId id,
+                            ioasids_->create_ioas(iommu::IoasKind::kHostManaged, name));
     named_ioas_.emplace(name, id);
   }
   return {};
@@ -22,7 +23,8 @@ Result<void> Vm::create_address_spaces() {
 Result<iommu::IoasId> Vm::initial_ioas(const std::string& name) const {
   if (name.empty()) return guest_ram_ioas_;
   auto it = named_ioas_.find(name);
-  if (it == named_ioas_.end()) return Error(Errc::kNotFound, fmt::format("no address space '{}'", name));
+  if (it == named_ioas_.end())
+    return Error(Errc::kNotFound, fmt::format("no address space '{}'", name));
   return it->second;
 }
 
@@ -30,7 +32,9 @@ Result<void> Vm::create_user_devices() {
   for (size_t i = 0; i < config_.user_devices.size(); ++i) {
     const UserDeviceConfig& u = config_.user_devices[i];
     std::string id = u.id.empty() ? fmt::format("user{}", i) : u.id;
-    auto context = [&](Error e) { return e.context(fmt::format("--user-device socket={}", u.socket)); };
+    auto context = [&](Error e) {
+      return e.context(fmt::format("--user-device socket={}", u.socket));
+    };
 
     auto connected = devices::vfio_user::VfioUserClient::connect(u.socket);
     if (!connected) return context(std::move(connected).error());
@@ -44,7 +48,8 @@ Result<void> Vm::create_user_devices() {
       group = iommu::GroupId{**declared};
     }
 
-    if (!vfio_user_backend_) vfio_user_backend_ = std::make_shared<devices::vfio_user::VfioUserDmaBackend>();
+    if (!vfio_user_backend_)
+      vfio_user_backend_ = std::make_shared<devices::vfio_user::VfioUserDmaBackend>();
     auto* backend = static_cast<devices::vfio_user::VfioUserDmaBackend*>(vfio_user_backend_.get());
     IOASIS_ASSIGN_OR_RETURN(iommu::DeviceId dma, ioasids_->join({id, group, vfio_user_backend_}));
     backend->add_device(dma, client);

@@ -13,11 +13,16 @@ namespace asio = boost::asio;
 
 const char* vm_state_name(VmState state) {
   switch (state) {
-    case VmState::kNotCreated: return "not-created";
-    case VmState::kCreated: return "created";
-    case VmState::kRunning: return "running";
-    case VmState::kPaused: return "paused";
-    case VmState::kShutdown: return "shutdown";
+    case VmState::kNotCreated:
+      return "not-created";
+    case VmState::kCreated:
+      return "created";
+    case VmState::kRunning:
+      return "running";
+    case VmState::kPaused:
+      return "paused";
+    case VmState::kShutdown:
+      return "shutdown";
   }
   return "?";
 }
@@ -60,7 +65,8 @@ Result<void> Vmm::create(VmConfig config) {
 
 Result<VmConfig*> Vmm::config_for_coldplug() {
   if (state_ != VmState::kCreated) {
-    if (state_ == VmState::kNotCreated) return Error(Errc::kFailedPrecondition, "no VM has been created");
+    if (state_ == VmState::kNotCreated)
+      return Error(Errc::kFailedPrecondition, "no VM has been created");
     return Error(Errc::kFailedPrecondition,
                  fmt::format("devices can only be added or removed before boot (the VM is {}); "
                              "hotplug is not supported",
@@ -71,7 +77,8 @@ Result<VmConfig*> Vmm::config_for_coldplug() {
 
 Result<void> Vmm::boot() {
   // A VM that was shut down boots again from its configuration, as a fresh machine.
-  if (state_ != VmState::kCreated && state_ != VmState::kShutdown) return wrong_state("boot", state_);
+  if (state_ != VmState::kCreated && state_ != VmState::kShutdown)
+    return wrong_state("boot", state_);
   vm_.reset();
   uint64_t generation = ++generation_;
   auto on_exit = [this, generation](const VmExit& exit) {
@@ -104,7 +111,8 @@ Result<void> Vmm::resume() {
 }
 
 Result<void> Vmm::shutdown(std::chrono::milliseconds grace) {
-  if (state_ != VmState::kRunning && state_ != VmState::kPaused) return wrong_state("shut down", state_);
+  if (state_ != VmState::kRunning && state_ != VmState::kPaused)
+    return wrong_state("shut down", state_);
   // The machine has no ACPI power button yet, so there is no way to ask the guest: the grace
   // period only matters once there is.
   (void)grace;
@@ -116,7 +124,8 @@ Result<void> Vmm::shutdown(std::chrono::milliseconds grace) {
 }
 
 Result<void> Vmm::reboot() {
-  if (state_ != VmState::kRunning && state_ != VmState::kPaused) return wrong_state("reboot", state_);
+  if (state_ != VmState::kRunning && state_ != VmState::kPaused)
+    return wrong_state("reboot", state_);
   ++generation_;  // the old VM's exit, if any is in flight, is not ours to handle any more
   vm_->stop();
   vm_.reset();
@@ -125,7 +134,8 @@ Result<void> Vmm::reboot() {
 }
 
 Result<void> Vmm::remove() {
-  if (state_ == VmState::kRunning || state_ == VmState::kPaused) return wrong_state("remove", state_);
+  if (state_ == VmState::kRunning || state_ == VmState::kPaused)
+    return wrong_state("remove", state_);
   vm_.reset();
   config_.reset();
   set_state(VmState::kNotCreated, "removed");

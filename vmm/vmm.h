@@ -33,7 +33,7 @@ struct VmEvent {
   VmState state = VmState::kNotCreated;  // the state after the event
   std::string device;                    // device events: its id
   std::string message;
-  uint64_t timestamp_ns = 0;             // CLOCK_REALTIME
+  uint64_t timestamp_ns = 0;  // CLOCK_REALTIME
 };
 
 class Vmm {

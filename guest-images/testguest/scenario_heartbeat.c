@@ -42,7 +42,8 @@ void scenario_heartbeat(const struct boot_info* boot) {
   }
   printf("heartbeat every %lu ms\n", period_ms);
   for (uint64_t seen = 0; limit == 0 || seen < limit;) {
-    lapic_timer_start_oneshot(kVectorTick, kLapicTimerDivideBy16, (uint32_t)(period_ms * kCountsPerMs));
+    lapic_timer_start_oneshot(kVectorTick, kLapicTimerDivideBy16,
+                              (uint32_t)(period_ms * kCountsPerMs));
     // The timer is armed, so the halt ends at the latest when it fires.
     while (ticks == seen) irq_enable_and_halt();
     seen = ticks;

@@ -30,7 +30,7 @@ struct [[gnu::packed]] SetupHeader {
   uint16_t root_dev;
   uint16_t boot_flag;  // 0xaa55
   uint16_t jump;
-  uint32_t header;     // "HdrS"
+  uint32_t header;  // "HdrS"
   uint16_t version;
   uint32_t realmode_swtch;
   uint16_t start_sys_seg;

@@ -12,9 +12,12 @@ namespace ioasis::boot {
 
 const char* format_name(KernelFormat f) {
   switch (f) {
-    case KernelFormat::kElfPvh: return "ELF (PVH entry)";
-    case KernelFormat::kElf64: return "ELF (64-bit entry)";
-    case KernelFormat::kBzImage: return "bzImage";
+    case KernelFormat::kElfPvh:
+      return "ELF (PVH entry)";
+    case KernelFormat::kElf64:
+      return "ELF (64-bit entry)";
+    case KernelFormat::kBzImage:
+      return "bzImage";
   }
   return "?";
 }

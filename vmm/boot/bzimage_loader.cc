@@ -29,7 +29,8 @@ uint64_t initrd_limit(const SetupHeader& h) {
 Result<BootEntry> load_bzimage(const GuestMemory& mem, const BootConfig& config) {
   std::span<const uint8_t> file = config.kernel;
   SetupHeader header;
-  if (file.size() < kSetupHeaderOffset + sizeof(header)) return bad(config, "truncated bzImage header");
+  if (file.size() < kSetupHeaderOffset + sizeof(header))
+    return bad(config, "truncated bzImage header");
   std::memcpy(&header, file.data() + kSetupHeaderOffset, sizeof(header));
   if (header.header != kHdrSMagic || header.boot_flag != kBootFlag) {
     return bad(config, "no Linux boot header (HdrS/0xAA55 magic missing)");
@@ -40,7 +41,8 @@ Result<BootEntry> load_bzimage(const GuestMemory& mem, const BootConfig& config)
                                    header.version >> 8, header.version & 0xff));
   }
   uint64_t setup_size = (uint64_t{header.setup_sects ? header.setup_sects : 4u} + 1) * 512;
-  if (setup_size >= file.size()) return bad(config, "truncated: no protected-mode kernel after setup");
+  if (setup_size >= file.size())
+    return bad(config, "truncated: no protected-mode kernel after setup");
   uint64_t kernel_size = file.size() - setup_size;
   // The kernel decompresses in place and needs init_size bytes from its load address.
   uint64_t needed = std::max<uint64_t>(kernel_size, header.init_size);
@@ -56,8 +58,9 @@ Result<BootEntry> load_bzimage(const GuestMemory& mem, const BootConfig& config)
     return bad(config, fmt::format("command line of {} bytes exceeds the kernel's limit of {}",
                                    config.cmdline.size(), header.cmdline_size - 1));
   }
-  IOASIS_ASSIGN_OR_RETURN(InitramfsPlacement initrd,
-                          place_initramfs(mem, config, kLoadAddress + needed, initrd_limit(header)));
+  IOASIS_ASSIGN_OR_RETURN(
+      InitramfsPlacement initrd,
+      place_initramfs(mem, config, kLoadAddress + needed, initrd_limit(header)));
   IOASIS_ASSIGN_OR_RETURN(uint64_t zero_page, write_zero_page(mem, config, header, initrd));
   BootEntry entry{KernelFormat::kBzImage, kLoadAddress + kEntry64Offset, true};
   entry.rsi = zero_page;
@@ -69,8 +72,7 @@ Result<BootEntry> load_kernel(const GuestMemory& mem, const BootConfig& config) 
   if (config.kernel.size() >= 4 && std::memcmp(config.kernel.data(), kElfMagic, 4) == 0) {
     return load_elf(mem, config);
   }
-  if (config.kernel.size() >= 0x206 &&
-      std::memcmp(config.kernel.data() + 0x202, "HdrS", 4) == 0) {
+  if (config.kernel.size() >= 0x206 && std::memcmp(config.kernel.data() + 0x202, "HdrS", 4) == 0) {
     return load_bzimage(mem, config);
   }
   return Error(Errc::kInvalidArgument,

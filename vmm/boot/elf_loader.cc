@@ -77,8 +77,9 @@ Result<BootEntry> load_elf(const GuestMemory& mem, const BootConfig& config) {
     if (ph.p_type != PT_LOAD || ph.p_memsz == 0) continue;
     if (ph.p_filesz > ph.p_memsz || !range_fits(ph.p_offset, ph.p_filesz) ||
         ph.p_offset + ph.p_filesz > file.size()) {
-      return bad(config, fmt::format("segment {} is truncated ({} bytes at offset {:#x}, file is {})",
-                                     i, ph.p_filesz, ph.p_offset, file.size()));
+      return bad(config,
+                 fmt::format("segment {} is truncated ({} bytes at offset {:#x}, file is {})", i,
+                             ph.p_filesz, ph.p_offset, file.size()));
     }
     if (ph.p_paddr < layout::kHighRamStart) {
       return bad(config, fmt::format("segment {} loads at {:#x}, below 1 MiB where boot data lives",

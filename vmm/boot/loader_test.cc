@@ -88,7 +88,8 @@ TEST_F(LoaderTest, PvhElfLoadsSegmentsAndWritesStartInfo) {
   EXPECT_EQ(*mem->read_obj<uint8_t>(Gpa(mod.paddr + 4999)), 0xab);
   EXPECT_EQ(mod.paddr % 4096, 0u);
   char cmdline[32] = {};
-  ASSERT_TRUE(mem->read(Gpa(info.cmdline_paddr), std::span(reinterpret_cast<uint8_t*>(cmdline), 31)).ok());
+  ASSERT_TRUE(
+      mem->read(Gpa(info.cmdline_paddr), std::span(reinterpret_cast<uint8_t*>(cmdline), 31)).ok());
   EXPECT_STREQ(cmdline, "test=boot console=ttyS0");
 }
 
@@ -110,7 +111,8 @@ TEST_F(LoaderTest, RejectsTruncatedElf) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("truncated"), std::string::npos) << r.error().message();
   config.kernel.resize(20);
-  EXPECT_NE(load_kernel(*mem, config).error().message().find("truncated ELF header"), std::string::npos);
+  EXPECT_NE(load_kernel(*mem, config).error().message().find("truncated ELF header"),
+            std::string::npos);
 }
 
 TEST_F(LoaderTest, RejectsWrongMagic) {

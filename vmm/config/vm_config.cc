@@ -1,12 +1,12 @@
 #include "vmm/config/vm_config.h"
 
-#include "vmm/x86/cpuid.h"
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <algorithm>
 #include <charconv>
+
+#include "vmm/x86/cpuid.h"
 
 namespace ioasis {
 
@@ -66,12 +66,13 @@ Result<DiskConfig> DiskConfig::parse(std::string_view spec) {
 }
 
 Result<UserDeviceConfig> UserDeviceConfig::parse(std::string_view spec) {
-  IOASIS_ASSIGN_OR_RETURN(auto opts, parse_options("--user-device", spec,
-                                                   {"socket", "iommu", "group", "ioas", "id"}));
+  IOASIS_ASSIGN_OR_RETURN(
+      auto opts, parse_options("--user-device", spec, {"socket", "iommu", "group", "ioas", "id"}));
   UserDeviceConfig d;
   d.socket = opts["socket"];
   if (d.socket.empty()) {
-    return Error(Errc::kInvalidArgument, fmt::format("--user-device '{}': socket= is required", spec));
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("--user-device '{}': socket= is required", spec));
   }
   if (opts.count("iommu")) {
     IOASIS_ASSIGN_OR_RETURN(d.iommu, parse_switch("--user-device iommu", opts["iommu"]));
@@ -89,10 +90,11 @@ Result<UserDeviceConfig> UserDeviceConfig::parse(std::string_view spec) {
   d.ioas = opts.count("ioas") ? opts["ioas"] : "";
   d.id = opts.count("id") ? opts["id"] : "";
   if (d.iommu && !d.ioas.empty()) {
-    return Error(Errc::kInvalidArgument,
-                 fmt::format("--user-device '{}': ioas= and iommu=on exclude each other: behind the "
-                             "virtio-iommu the guest chooses the address space",
-                             spec));
+    return Error(
+        Errc::kInvalidArgument,
+        fmt::format("--user-device '{}': ioas= and iommu=on exclude each other: behind the "
+                    "virtio-iommu the guest chooses the address space",
+                    spec));
   }
   return d;
 }
@@ -148,12 +150,17 @@ Result<uint64_t> parse_size(std::string_view text) {
   }
   std::string_view unit(end, text.data() + text.size() - end);
   unsigned shift = 0;
-  if (unit == "K" || unit == "k") shift = 10;
-  else if (unit == "M" || unit == "m") shift = 20;
-  else if (unit == "G" || unit == "g") shift = 30;
-  else if (unit == "T" || unit == "t") shift = 40;
+  if (unit == "K" || unit == "k")
+    shift = 10;
+  else if (unit == "M" || unit == "m")
+    shift = 20;
+  else if (unit == "G" || unit == "g")
+    shift = 30;
+  else if (unit == "T" || unit == "t")
+    shift = 40;
   else if (!unit.empty()) {
-    return Error(Errc::kInvalidArgument, fmt::format("'{}': unknown size unit '{}' (K, M, G, T)", text, unit));
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("'{}': unknown size unit '{}' (K, M, G, T)", text, unit));
   }
   if (shift && value > (UINT64_MAX >> shift)) {
     return Error(Errc::kInvalidArgument, fmt::format("'{}' is too large", text));
@@ -168,21 +175,23 @@ Result<std::map<std::string, std::string>> parse_options(std::string_view flag,
   size_t pos = 0;
   while (pos <= text.size()) {
     size_t comma = text.find(',', pos);
-    std::string_view item = text.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+    std::string_view item =
+        text.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
     pos = comma == std::string_view::npos ? text.size() + 1 : comma + 1;
     if (item.empty()) continue;
     size_t eq = item.find('=');
     if (eq == std::string_view::npos || eq == 0) {
-      return Error(Errc::kInvalidArgument, fmt::format("{} '{}': '{}' is not key=value", flag, text, item));
+      return Error(Errc::kInvalidArgument,
+                   fmt::format("{} '{}': '{}' is not key=value", flag, text, item));
     }
     std::string key(item.substr(0, eq));
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-      return Error(Errc::kInvalidArgument,
-                   fmt::format("{} '{}': unknown key '{}' (expected {})", flag, text, key,
-                               fmt::join(allowed, ", ")));
+      return Error(Errc::kInvalidArgument, fmt::format("{} '{}': unknown key '{}' (expected {})",
+                                                       flag, text, key, fmt::join(allowed, ", ")));
     }
     if (!out.emplace(key, std::string(item.substr(eq + 1))).second) {
-      return Error(Errc::kInvalidArgument, fmt::format("{} '{}': '{}' given twice", flag, text, key));
+      return Error(Errc::kInvalidArgument,
+                   fmt::format("{} '{}': '{}' given twice", flag, text, key));
     }
   }
   return out;

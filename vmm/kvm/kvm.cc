@@ -47,9 +47,11 @@ constexpr size_t kCpuid2Header = 8;      // nent, padding
 constexpr size_t kMsrsHeader = 8;        // nmsrs, pad
 constexpr size_t kMsrListHeader = 4;     // nmsrs
 constexpr size_t kIrqRoutingHeader = 8;  // nr, flags
-constexpr unsigned long kGetSupportedCpuid = _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x05, kCpuid2Header);
+constexpr unsigned long kGetSupportedCpuid =
+    _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x05, kCpuid2Header);
 constexpr unsigned long kSetCpuid2 = _IOC(_IOC_WRITE, KVMIO, 0x90, kCpuid2Header);
-constexpr unsigned long kGetMsrIndexList = _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x02, kMsrListHeader);
+constexpr unsigned long kGetMsrIndexList =
+    _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x02, kMsrListHeader);
 constexpr unsigned long kGetMsrs = _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x88, kMsrsHeader);
 constexpr unsigned long kSetMsrs = _IOC(_IOC_WRITE, KVMIO, 0x89, kMsrsHeader);
 constexpr unsigned long kSetGsiRouting = _IOC(_IOC_WRITE, KVMIO, 0x6a, kIrqRoutingHeader);
@@ -59,11 +61,14 @@ constexpr unsigned long kSetGsiRouting = _IOC(_IOC_WRITE, KVMIO, 0x6a, kIrqRouti
 Result<System> System::open(const char* path) {
   UniqueFd fd(::open(path, O_RDWR | O_CLOEXEC));
   if (!fd) return Error::from_errno(fmt::format("open {}", path));
-  IOASIS_ASSIGN_OR_RETURN(int version, do_ioctl(fd.get(), KVM_GET_API_VERSION, 0, "KVM_GET_API_VERSION"));
+  IOASIS_ASSIGN_OR_RETURN(int version,
+                          do_ioctl(fd.get(), KVM_GET_API_VERSION, 0, "KVM_GET_API_VERSION"));
   if (version != KVM_API_VERSION) {
-    return Error(Errc::kUnsupported, fmt::format("KVM API version {} (need {})", version, KVM_API_VERSION));
+    return Error(Errc::kUnsupported,
+                 fmt::format("KVM API version {} (need {})", version, KVM_API_VERSION));
   }
-  IOASIS_ASSIGN_OR_RETURN(int run_size, do_ioctl(fd.get(), KVM_GET_VCPU_MMAP_SIZE, 0, "KVM_GET_VCPU_MMAP_SIZE"));
+  IOASIS_ASSIGN_OR_RETURN(int run_size,
+                          do_ioctl(fd.get(), KVM_GET_VCPU_MMAP_SIZE, 0, "KVM_GET_VCPU_MMAP_SIZE"));
   return System(std::move(fd), static_cast<size_t>(run_size));
 }
 
@@ -100,14 +105,17 @@ Result<void> Vm::set_memory_slot(const MemorySlot& s) {
   region.memory_size = s.size;
   region.userspace_addr = s.hva.value;
   auto r = do_ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region, "KVM_SET_USER_MEMORY_REGION");
-  if (!r) return std::move(r).error().context(fmt::format("slot {} at GPA {:#x}+{:#x}", s.slot, s.gpa.value, s.size));
+  if (!r)
+    return std::move(r).error().context(
+        fmt::format("slot {} at GPA {:#x}+{:#x}", s.slot, s.gpa.value, s.size));
   return {};
 }
 
 Result<void> Vm::remove_memory_slot(uint32_t slot) {
   kvm_userspace_memory_region region{};
   region.slot = slot;
-  IOASIS_TRY(do_ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region, "KVM_SET_USER_MEMORY_REGION (remove)"));
+  IOASIS_TRY(do_ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region,
+                      "KVM_SET_USER_MEMORY_REGION (remove)"));
   return {};
 }
 
@@ -124,7 +132,8 @@ Result<void> Vm::create_pit() {
 }
 
 Result<void> Vm::set_tss_address(uint64_t addr) {
-  IOASIS_TRY(do_ioctl(fd_.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(addr), "KVM_SET_TSS_ADDR"));
+  IOASIS_TRY(
+      do_ioctl(fd_.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(addr), "KVM_SET_TSS_ADDR"));
   return {};
 }
 
@@ -184,9 +193,11 @@ Result<void> Vm::ioeventfd(int eventfd, uint64_t addr, uint32_t len, bool pio,
 }
 
 Result<Vcpu> Vm::create_vcpu(uint32_t id) const {
-  IOASIS_ASSIGN_OR_RETURN(int fd, do_ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id), "KVM_CREATE_VCPU"));
+  IOASIS_ASSIGN_OR_RETURN(int fd, do_ioctl(fd_.get(), KVM_CREATE_VCPU,
+                                           static_cast<unsigned long>(id), "KVM_CREATE_VCPU"));
   UniqueFd vcpu_fd(fd);
-  IOASIS_ASSIGN_OR_RETURN(MappedRegion run, MappedRegion::map(run_size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  IOASIS_ASSIGN_OR_RETURN(MappedRegion run,
+                          MappedRegion::map(run_size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
   return Vcpu(std::move(vcpu_fd), std::move(run), id);
 }
 
@@ -236,7 +247,8 @@ Result<void> Vcpu::set_msrs(std::span<const kvm_msr_entry> entries) {
   std::memcpy(buf.entries(), entries.data(), entries.size_bytes());
   IOASIS_ASSIGN_OR_RETURN(int set, do_ioctl(fd_.get(), kSetMsrs, buf.get(), "KVM_SET_MSRS"));
   if (static_cast<size_t>(set) != entries.size()) {
-    return Error(Errc::kUnsupported, fmt::format("KVM_SET_MSRS: KVM refused MSR {:#x}", entries[set].index));
+    return Error(Errc::kUnsupported,
+                 fmt::format("KVM_SET_MSRS: KVM refused MSR {:#x}", entries[set].index));
   }
   return {};
 }

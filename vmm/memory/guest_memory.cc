@@ -1,7 +1,7 @@
 #include "vmm/memory/guest_memory.h"
 
-#include <fmt/format.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -13,8 +13,9 @@ namespace ioasis {
 Result<GuestMemory> GuestMemory::create(uint64_t size) {
   constexpr uint64_t kMinRam = 4 << 20;
   if (size < kMinRam || size % 4096) {
-    return Error(Errc::kInvalidArgument,
-                 fmt::format("memory size {} must be at least 4 MiB and a multiple of 4 KiB", size));
+    return Error(
+        Errc::kInvalidArgument,
+        fmt::format("memory size {} must be at least 4 MiB and a multiple of 4 KiB", size));
   }
   UniqueFd fd(::memfd_create("ioasis-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd) return Error::from_errno("memfd_create for guest RAM");

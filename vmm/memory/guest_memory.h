@@ -25,7 +25,8 @@ struct RamRegion {
 
 class GuestMemory {
  public:
-  // RAM of `size` bytes placed per vmm/layout.h: below the 32-bit PCI hole first, the rest at 4 GiB.
+  // RAM of `size` bytes placed per vmm/layout.h: below the 32-bit PCI hole first, the rest at 4
+  // GiB.
   static Result<GuestMemory> create(uint64_t size);
 
   uint64_t size() const { return size_; }

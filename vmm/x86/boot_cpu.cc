@@ -62,7 +62,8 @@ Result<void> write_boot_tables(const GuestMemory& mem) {
 
 kvm_sregs entry_sregs(kvm_sregs s, EntryMode mode) {
   const bool long_mode = mode == EntryMode::kLong64;
-  kvm_segment code = segment_from(long_mode ? kGdt[2] : kGdt[1], long_mode ? kSelCode64 : kSelCode32);
+  kvm_segment code =
+      segment_from(long_mode ? kGdt[2] : kGdt[1], long_mode ? kSelCode64 : kSelCode32);
   kvm_segment data = segment_from(kGdt[3], kSelData);
   s.cs = code;
   s.ds = s.es = s.fs = s.gs = s.ss = data;
@@ -91,11 +92,16 @@ std::vector<kvm_msr_entry> boot_msrs() {
     return e;
   };
   return {
-      msr(0x174, 0), msr(0x175, 0), msr(0x176, 0),  // SYSENTER CS/ESP/EIP
-      msr(0xc0000081, 0), msr(0xc0000082, 0), msr(0xc0000084, 0), msr(0xc0000102, 0),  // STAR..
-      msr(0x10, 0),                                  // TSC
-      msr(0x1a0, 1),                                 // MISC_ENABLE: fast strings
-      msr(0x2ff, (1 << 11) | 6),                     // MTRR default type: enabled, write-back
+      msr(0x174, 0),
+      msr(0x175, 0),
+      msr(0x176, 0),  // SYSENTER CS/ESP/EIP
+      msr(0xc0000081, 0),
+      msr(0xc0000082, 0),
+      msr(0xc0000084, 0),
+      msr(0xc0000102, 0),         // STAR..
+      msr(0x10, 0),               // TSC
+      msr(0x1a0, 1),              // MISC_ENABLE: fast strings
+      msr(0x2ff, (1 << 11) | 6),  // MTRR default type: enabled, write-back
   };
 }
 

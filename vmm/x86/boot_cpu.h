@@ -26,7 +26,8 @@ enum class EntryMode { kLong64, kProtected32 };
 // (APIC base, interrupt bitmap) are kept.
 kvm_sregs entry_sregs(kvm_sregs base, EntryMode mode);
 
-// MSRs a freshly reset CPU has that KVM does not set for us (fast strings, write-back MTRR default).
+// MSRs a freshly reset CPU has that KVM does not set for us (fast strings, write-back MTRR
+// default).
 std::vector<kvm_msr_entry> boot_msrs();
 
 // x87 control word and MXCSR as after FNINIT / reset.

@@ -13,30 +13,54 @@ using R = CpuFeature;
 
 // Intel SDM vol. 2A, CPUID instruction reference; AMD APM vol. 3 for 0x8000_0001.
 const std::vector<CpuFeature> kFeatures = {
-    {"sse3", 1, 0, R::kEcx, 0},        {"pclmulqdq", 1, 0, R::kEcx, 1},
-    {"ssse3", 1, 0, R::kEcx, 9},       {"fma", 1, 0, R::kEcx, 12},
-    {"cx16", 1, 0, R::kEcx, 13},       {"pcid", 1, 0, R::kEcx, 17},
-    {"sse4_1", 1, 0, R::kEcx, 19},     {"sse4_2", 1, 0, R::kEcx, 20},
-    {"x2apic", 1, 0, R::kEcx, 21},     {"movbe", 1, 0, R::kEcx, 22},
-    {"popcnt", 1, 0, R::kEcx, 23},     {"tsc_deadline", 1, 0, R::kEcx, 24},
-    {"aes", 1, 0, R::kEcx, 25},        {"xsave", 1, 0, R::kEcx, 26},
-    {"avx", 1, 0, R::kEcx, 28},        {"f16c", 1, 0, R::kEcx, 29},
-    {"rdrand", 1, 0, R::kEcx, 30},     {"fsgsbase", 7, 0, R::kEbx, 0},
-    {"bmi1", 7, 0, R::kEbx, 3},        {"hle", 7, 0, R::kEbx, 4},
-    {"avx2", 7, 0, R::kEbx, 5},        {"smep", 7, 0, R::kEbx, 7},
-    {"bmi2", 7, 0, R::kEbx, 8},        {"erms", 7, 0, R::kEbx, 9},
-    {"invpcid", 7, 0, R::kEbx, 10},    {"rtm", 7, 0, R::kEbx, 11},
-    {"avx512f", 7, 0, R::kEbx, 16},    {"avx512dq", 7, 0, R::kEbx, 17},
-    {"rdseed", 7, 0, R::kEbx, 18},     {"adx", 7, 0, R::kEbx, 19},
-    {"smap", 7, 0, R::kEbx, 20},       {"avx512cd", 7, 0, R::kEbx, 28},
-    {"sha", 7, 0, R::kEbx, 29},        {"avx512bw", 7, 0, R::kEbx, 30},
-    {"avx512vl", 7, 0, R::kEbx, 31},   {"umip", 7, 0, R::kEcx, 2},
-    {"pku", 7, 0, R::kEcx, 3},         {"vaes", 7, 0, R::kEcx, 9},
-    {"la57", 7, 0, R::kEcx, 16},       {"rdpid", 7, 0, R::kEcx, 22},
-    {"xsaveopt", 0xd, 1, R::kEax, 0},  {"xsavec", 0xd, 1, R::kEax, 1},
-    {"xsaves", 0xd, 1, R::kEax, 3},    {"lahf_lm", 0x80000001, 0, R::kEcx, 0},
-    {"abm", 0x80000001, 0, R::kEcx, 5}, {"nx", 0x80000001, 0, R::kEdx, 20},
-    {"pdpe1gb", 0x80000001, 0, R::kEdx, 26}, {"rdtscp", 0x80000001, 0, R::kEdx, 27},
+    {"sse3", 1, 0, R::kEcx, 0},
+    {"pclmulqdq", 1, 0, R::kEcx, 1},
+    {"ssse3", 1, 0, R::kEcx, 9},
+    {"fma", 1, 0, R::kEcx, 12},
+    {"cx16", 1, 0, R::kEcx, 13},
+    {"pcid", 1, 0, R::kEcx, 17},
+    {"sse4_1", 1, 0, R::kEcx, 19},
+    {"sse4_2", 1, 0, R::kEcx, 20},
+    {"x2apic", 1, 0, R::kEcx, 21},
+    {"movbe", 1, 0, R::kEcx, 22},
+    {"popcnt", 1, 0, R::kEcx, 23},
+    {"tsc_deadline", 1, 0, R::kEcx, 24},
+    {"aes", 1, 0, R::kEcx, 25},
+    {"xsave", 1, 0, R::kEcx, 26},
+    {"avx", 1, 0, R::kEcx, 28},
+    {"f16c", 1, 0, R::kEcx, 29},
+    {"rdrand", 1, 0, R::kEcx, 30},
+    {"fsgsbase", 7, 0, R::kEbx, 0},
+    {"bmi1", 7, 0, R::kEbx, 3},
+    {"hle", 7, 0, R::kEbx, 4},
+    {"avx2", 7, 0, R::kEbx, 5},
+    {"smep", 7, 0, R::kEbx, 7},
+    {"bmi2", 7, 0, R::kEbx, 8},
+    {"erms", 7, 0, R::kEbx, 9},
+    {"invpcid", 7, 0, R::kEbx, 10},
+    {"rtm", 7, 0, R::kEbx, 11},
+    {"avx512f", 7, 0, R::kEbx, 16},
+    {"avx512dq", 7, 0, R::kEbx, 17},
+    {"rdseed", 7, 0, R::kEbx, 18},
+    {"adx", 7, 0, R::kEbx, 19},
+    {"smap", 7, 0, R::kEbx, 20},
+    {"avx512cd", 7, 0, R::kEbx, 28},
+    {"sha", 7, 0, R::kEbx, 29},
+    {"avx512bw", 7, 0, R::kEbx, 30},
+    {"avx512vl", 7, 0, R::kEbx, 31},
+    {"umip", 7, 0, R::kEcx, 2},
+    {"pku", 7, 0, R::kEcx, 3},
+    {"vaes", 7, 0, R::kEcx, 9},
+    {"la57", 7, 0, R::kEcx, 16},
+    {"rdpid", 7, 0, R::kEcx, 22},
+    {"xsaveopt", 0xd, 1, R::kEax, 0},
+    {"xsavec", 0xd, 1, R::kEax, 1},
+    {"xsaves", 0xd, 1, R::kEax, 3},
+    {"lahf_lm", 0x80000001, 0, R::kEcx, 0},
+    {"abm", 0x80000001, 0, R::kEcx, 5},
+    {"nx", 0x80000001, 0, R::kEdx, 20},
+    {"pdpe1gb", 0x80000001, 0, R::kEdx, 26},
+    {"rdtscp", 0x80000001, 0, R::kEdx, 27},
 };
 
 // Removing a feature removes what cannot work without it (AVX state lives in XSAVE areas).
@@ -46,8 +70,8 @@ const std::vector<std::pair<const char*, std::vector<const char*>>> kImplied = {
     {"avx512f", {"avx512dq", "avx512cd", "avx512bw", "avx512vl"}},
 };
 
-const std::vector<const char*> kBaselineRemoved = {"avx", "xsave", "cx16", "bmi1", "bmi2",
-                                                   "hle", "rtm", "movbe", "adx"};
+const std::vector<const char*> kBaselineRemoved = {"avx", "xsave", "cx16",  "bmi1", "bmi2",
+                                                   "hle", "rtm",   "movbe", "adx"};
 
 const CpuFeature* find_feature(std::string_view name) {
   for (const CpuFeature& f : kFeatures) {
@@ -58,15 +82,20 @@ const CpuFeature* find_feature(std::string_view name) {
 
 uint32_t* reg_of(kvm_cpuid_entry2& e, CpuFeature::Reg reg) {
   switch (reg) {
-    case R::kEax: return &e.eax;
-    case R::kEbx: return &e.ebx;
-    case R::kEcx: return &e.ecx;
-    case R::kEdx: return &e.edx;
+    case R::kEax:
+      return &e.eax;
+    case R::kEbx:
+      return &e.ebx;
+    case R::kEcx:
+      return &e.ecx;
+    case R::kEdx:
+      return &e.edx;
   }
   return &e.eax;
 }
 
-kvm_cpuid_entry2* find_entry(std::vector<kvm_cpuid_entry2>& entries, uint32_t leaf, uint32_t subleaf) {
+kvm_cpuid_entry2* find_entry(std::vector<kvm_cpuid_entry2>& entries, uint32_t leaf,
+                             uint32_t subleaf) {
   for (auto& e : entries) {
     bool indexed = e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
     if (e.function == leaf && (!indexed || e.index == subleaf)) return &e;
@@ -107,7 +136,8 @@ Result<CpuPolicy> CpuPolicy::parse(std::string_view spec) {
       }
       policy.name = name;
     } else if (!find_feature(name)) {
-      return Error(Errc::kInvalidArgument, fmt::format("--cpu-features: unknown feature '{}'", name));
+      return Error(Errc::kInvalidArgument,
+                   fmt::format("--cpu-features: unknown feature '{}'", name));
     } else {
       (sign == '+' ? policy.add : policy.remove).push_back(name);
     }

@@ -7,7 +7,8 @@
 namespace ioasis::x86 {
 namespace {
 
-kvm_cpuid_entry2 entry(uint32_t fn, uint32_t index, uint32_t ebx, uint32_t ecx, uint32_t flags = 0) {
+kvm_cpuid_entry2 entry(uint32_t fn, uint32_t index, uint32_t ebx, uint32_t ecx,
+                       uint32_t flags = 0) {
   kvm_cpuid_entry2 e{};
   e.function = fn;
   e.index = index;
