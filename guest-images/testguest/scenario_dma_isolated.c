@@ -4,6 +4,9 @@
 // event for that endpoint with fault_events=1); a read-only mapping can be read but not written;
 // UNMAP stops exactly the unmapped page; DETACH stops all of the engine's DMA while the other
 // engine goes on.
+// same_group=1: the engines are functions of one isolation group, which may not be split across
+// address spaces: ATTACH of the second to a domain of its own is refused, and the refused engine
+// gets no DMA until it joins its sibling's domain.
 #include "check.h"
 #include "dma_viommu.h"
 #include "print.h"
@@ -118,10 +121,33 @@ static void check_detach(uint32_t da) {
   check_dma_copied(r, bufs[kDstB], kDmaPage, kSeedB, "engine 1 goes on after engine 0's DETACH");
 }
 
+static void check_group_not_split(uint32_t da, uint32_t db) {
+  struct virtio_iommu* io = &env.iommu;
+  check_status(iommu_attach(io, da, env.endpoint[0], 0), kIommuSOk, "ATTACH engine 0");
+  check_status(iommu_map(io, da, kIovaA, kIovaA + 3 * kDmaPage - 1, gpa(bufs[kSrcA]), kRw),
+               kIommuSOk, "MAP engine 0's pages");
+  struct iommu_result r = iommu_attach(io, db, env.endpoint[1], 0);
+  checkf(r.completed && r.status != kIommuSOk,
+         "ATTACH of engine 0's group sibling to another domain is refused (%s)",
+         r.completed ? iommu_status_name(r.status) : "no completion");
+  struct dma_result d = copy(1, iova_a(kSrcA), iova_a(kDstA));
+  check_dma_refused(&env, 1, d, kDmaErrSrcUnmapped, bufs[kDstA], kCanary, iova_a(kSrcA),
+                    "the refused sibling copies through engine 0's IOVAs");
+  check_status(iommu_attach(io, da, env.endpoint[1], 0), kIommuSOk,
+               "ATTACH the sibling to engine 0's domain");
+  d = copy(1, iova_a(kSrcA), iova_a(kDstA));
+  check_dma_copied(d, bufs[kDstA], kDmaPage, kSeedA, "the sibling copies in the shared domain");
+}
+
 void scenario_dma_isolated(const struct boot_info* boot) {
   if (!dma_viommu_env_init(&env, boot)) return;
   uint32_t da = env.iommu.config.domain_start + 1;
   uint32_t db = env.iommu.config.domain_start + 2;
+  uint64_t same_group = 0;
+  if (cmdline_get_uint(boot->cmdline, "same_group", &same_group) && same_group) {
+    check_group_not_split(da, db);
+    return;
+  }
   if (!set_up_domains(da, db)) return;
   check_own_mappings();
   check_other_domain();
