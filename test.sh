@@ -16,6 +16,8 @@ bash scripts/build.sh build
 if ((!quick)); then
   # The IOAS lookup path takes no global lock: its tests run again under ThreadSanitizer.
   bash iommu/tsan.sh --gtest_brief=1
+  # Everything that parses untrusted bytes, fuzzed with ASan and UBSan for a bounded time.
+  bash fuzz/run.sh "${IOASIS_FUZZ_SECONDS:-30}"
 fi
 
 # ctest last, so its summary closes the output.

@@ -73,10 +73,21 @@ Result<VmConfig> from_proto(const v1::VmConfig& in) {
     if (d.id().size() > 20) return bad_field(field + ".id", "more than 20 bytes");
     c.disks.push_back({d.path(), d.readonly(), d.iommu(), d.id()});
   }
-  if (in.user_devices_size() || in.vfio_devices_size() || in.address_spaces_size()) {
-    return Error(Errc::kUnsupported,
-                 "config: user_devices, vfio_devices and address_spaces are not supported yet");
+  for (int i = 0; i < in.user_devices_size(); ++i) {
+    const v1::UserDeviceConfig& u = in.user_devices(i);
+    if (u.socket().empty()) return bad_field(fmt::format("config.user_devices[{}].socket", i), "required");
+    if (u.iommu() && !u.ioas().empty()) {
+      return bad_field(fmt::format("config.user_devices[{}].ioas", i), "excludes iommu: the guest chooses");
+    }
+    UserDeviceConfig d{u.socket(), u.iommu(), std::nullopt, u.ioas(), u.id()};
+    if (u.group()) d.group = u.group();
+    c.user_devices.push_back(d);
   }
+  if (in.vfio_devices_size()) {
+    return Error(Errc::kUnsupported,
+                 "config.vfio_devices: kernel VFIO needs /dev/vfio, which this host does not have");
+  }
+  for (const std::string& name : in.address_spaces()) c.address_spaces.push_back(name);
   IOASIS_TRY(c.validate());
   return c;
 }
@@ -105,6 +116,15 @@ v1::VmConfig to_proto(const VmConfig& in) {
     disk->set_iommu(d.iommu);
     disk->set_id(d.id);
   }
+  for (const UserDeviceConfig& u : in.user_devices) {
+    auto* dev = out.add_user_devices();
+    dev->set_socket(u.socket);
+    dev->set_iommu(u.iommu);
+    dev->set_group(u.group.value_or(0));
+    dev->set_ioas(u.ioas);
+    dev->set_id(u.id);
+  }
+  for (const std::string& name : in.address_spaces) out.add_address_spaces(name);
   return out;
 }
 

@@ -16,7 +16,8 @@ void fill(v1::DeviceInfo* out, const DeviceRecord& d, std::optional<iommu::IoasI
   out->set_kind(d.kind);
   out->set_bdf(d.bdf);
   out->set_iommu(d.iommu);
-  out->set_failure(d.failure);
+  std::optional<Error> failure = d.health ? d.health() : std::nullopt;
+  out->set_failure(failure ? failure->message() : d.failure);
   out->set_ioas(ioas ? ioas->value : 0);
 }
 
@@ -25,7 +26,12 @@ std::vector<DeviceRecord> configured_devices(const VmConfig& c) {
   std::vector<DeviceRecord> out;
   for (size_t i = 0; i < c.disks.size(); ++i) {
     out.push_back({c.disks[i].id.empty() ? fmt::format("disk{}", i) : c.disks[i].id, "virtio-blk", "",
-                   c.disks[i].iommu, "", std::nullopt});
+                   c.disks[i].iommu, "", std::nullopt, nullptr});
+  }
+  for (size_t i = 0; i < c.user_devices.size(); ++i) {
+    const UserDeviceConfig& u = c.user_devices[i];
+    out.push_back({u.id.empty() ? fmt::format("user{}", i) : u.id, "vfio-user", "", u.iommu, "",
+                   std::nullopt, nullptr});
   }
   return out;
 }
@@ -74,9 +80,32 @@ grpc::Status DevicesService::AddDisk(grpc::ServerContext*, const v1::AddDiskRequ
   }));
 }
 
-grpc::Status DevicesService::AddUserDevice(grpc::ServerContext*, const v1::AddUserDeviceRequest*,
-                                           v1::AddDeviceResponse*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "vfio-user devices are not wired into the VM yet");
+grpc::Status DevicesService::AddUserDevice(grpc::ServerContext*, const v1::AddUserDeviceRequest* req,
+                                           v1::AddDeviceResponse* resp) {
+  const v1::UserDeviceConfig& u = req->device();
+  if (u.socket().empty()) return invalid("device.socket", "required");
+  if (u.iommu() && !u.ioas().empty()) return invalid("device.ioas", "excludes iommu: the guest chooses");
+  return to_status(vmm_.call([&]() -> Result<void> {
+    IOASIS_ASSIGN_OR_RETURN(VmConfig * config, vmm_.config_for_coldplug());
+    UserDeviceConfig d{u.socket(), u.iommu(), std::nullopt, u.ioas(), u.id()};
+    if (u.group()) d.group = u.group();
+    if (!d.ioas.empty() &&
+        std::find(config->address_spaces.begin(), config->address_spaces.end(), d.ioas) == config->address_spaces.end()) {
+      return Error(Errc::kNotFound, fmt::format("device.ioas: no address space '{}' in the configuration", d.ioas));
+    }
+    if (d.id.empty()) {
+      for (size_t n = config->user_devices.size();; ++n) {
+        d.id = fmt::format("user{}", n);
+        if (!id_in_use(*config, d.id)) break;
+      }
+    } else if (id_in_use(*config, d.id)) {
+      return Error(Errc::kAlreadyExists, fmt::format("device.id: a device '{}' exists", d.id));
+    }
+    config->user_devices.push_back(d);
+    resp->set_id(d.id);
+    vmm_.publish({VmEvent::Kind::kDeviceAdded, vmm_.state(), d.id, "vfio-user " + d.socket, 0});
+    return {};
+  }));
 }
 
 grpc::Status DevicesService::AddVfio(grpc::ServerContext*, const v1::AddVfioRequest*, v1::AddDeviceResponse*) {
@@ -97,6 +126,15 @@ grpc::Status DevicesService::Remove(grpc::ServerContext*, const v1::RemoveDevice
       std::string id = config->disks[i].id.empty() ? fmt::format("disk{}", i) : config->disks[i].id;
       if (id == req->id()) {
         config->disks.erase(config->disks.begin() + static_cast<long>(i));
+        vmm_.publish({VmEvent::Kind::kDeviceRemoved, vmm_.state(), id, "removed", 0});
+        return {};
+      }
+    }
+    for (size_t i = 0; i < config->user_devices.size(); ++i) {
+      const UserDeviceConfig& u = config->user_devices[i];
+      std::string id = u.id.empty() ? fmt::format("user{}", i) : u.id;
+      if (id == req->id()) {
+        config->user_devices.erase(config->user_devices.begin() + static_cast<long>(i));
         vmm_.publish({VmEvent::Kind::kDeviceRemoved, vmm_.state(), id, "removed", 0});
         return {};
       }

@@ -18,7 +18,7 @@ constexpr int kExitVmmError = 1;
 struct CliArgs {
   std::string kernel, initramfs, cmdline, memory = "size=512M", cpus = "boot=1", serial = "stdio";
   std::string cpu_features = "host", log_level = "info", api_socket, iommu = "off";
-  std::vector<std::string> disks;
+  std::vector<std::string> disks, user_devices, address_spaces;
 };
 
 ioasis::Result<ioasis::VmConfig> to_config(const CliArgs& a) {
@@ -45,6 +45,14 @@ ioasis::Result<ioasis::VmConfig> to_config(const CliArgs& a) {
   }
   IOASIS_ASSIGN_OR_RETURN(c.serial, ioasis::SerialConfig::parse(a.serial));
   c.cpu_features = a.cpu_features;
+  for (const std::string& spec : a.user_devices) {
+    IOASIS_ASSIGN_OR_RETURN(ioasis::UserDeviceConfig dev, ioasis::UserDeviceConfig::parse(spec));
+    c.user_devices.push_back(std::move(dev));
+  }
+  for (const std::string& spec : a.address_spaces) {
+    IOASIS_ASSIGN_OR_RETURN(auto opts, ioasis::parse_options("--ioas", spec, {"id"}));
+    c.address_spaces.push_back(opts["id"]);
+  }
   for (const std::string& spec : a.disks) {
     IOASIS_ASSIGN_OR_RETURN(ioasis::DiskConfig disk, ioasis::DiskConfig::parse(spec));
     c.disks.push_back(std::move(disk));
@@ -72,6 +80,11 @@ int main(int argc, char** argv) {
   app.add_option("--cpu-features", a.cpu_features,
                  "CPUID policy and changes: [host|baseline][,+feature|,-feature...]")
       ->capture_default_str();
+  app.add_option("--user-device", a.user_devices,
+                 "vfio-user device: socket=PATH[,iommu=on][,group=G][,ioas=NAME][,id=ID] "
+                 "(repeatable)");
+  app.add_option("--ioas", a.address_spaces,
+                 "Host-managed address space for devices' ioas=NAME: id=NAME (repeatable)");
   app.add_option("--disk", a.disks,
                  "virtio-blk disk: path=PATH[,readonly=on][,iommu=on][,id=ID] (repeatable)");
   app.add_option("--iommu", a.iommu, "virtio-iommu: on | off (on when any device has iommu=on)")

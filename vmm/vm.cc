@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/reset.h"
 #include "devices/pci/config_access.h"
 #include "devices/virtio/blk.h"
+#include "devices/virtio/iommu_device.h"
 #include "iommu/backends/software.h"
 #include "iommu/dma_view.h"
 #include "vmm/acpi/acpi.h"
@@ -67,10 +69,6 @@ class KvmIoEvents final : public devices::IoEvents {
   kvm::Vm& vm_;
 };
 
-uint32_t endpoint_id(const devices::PciAddress& a) {
-  return static_cast<uint32_t>(a.bus) << 8 | a.devfn();
-}
-
 }  // namespace
 
 Vm::Vm(const VmConfig& config, asio::io_context& io, ExitHandler on_exit)
@@ -94,7 +92,11 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config, asio::io_context&
   IOASIS_TRY(vm->create_memory());
   IOASIS_TRY(vm->create_dma());
   IOASIS_TRY(vm->create_legacy_devices());
+  if (config.wants_iommu()) IOASIS_TRY(vm->create_viommu());
+  IOASIS_TRY(vm->create_address_spaces());
+  IOASIS_TRY(vm->create_user_devices());
   IOASIS_TRY(vm->create_disks());
+  if (vm->viommu_) IOASIS_TRY(vm->add_viommu_endpoints());
   IOASIS_TRY(vm->write_acpi_tables());
   IOASIS_TRY(vm->load_kernel());
   IOASIS_TRY(vm->create_vcpus());
@@ -194,7 +196,7 @@ Result<devices::PciAddress> Vm::add_virtio_device(
                           devices::virtio::VirtioPci::create(device, std::move(options)));
   IOASIS_ASSIGN_OR_RETURN(devices::PciAddress address, pci_->add_device(transport));
   if (behind_iommu) {
-    uint32_t endpoint = endpoint_id(address);
+    uint32_t endpoint = address.bdf();
     IOASIS_TRY(iommu_endpoints_->add(endpoint, id));
     transport->set_fault_reporter(
         [this, endpoints = iommu_endpoints_, endpoint, name](const iommu::DmaFault& f) {
@@ -205,7 +207,7 @@ Result<devices::PciAddress> Vm::add_virtio_device(
   spdlog::info("{} at PCI {}{}", name, address.to_string(),
                behind_iommu ? " behind the virtio-iommu" : "");
   virtio_devices_.push_back(std::move(transport));
-  devices_.push_back({name, kind, address.to_string(), behind_iommu, "", id});
+  devices_.push_back({name, kind, address.to_string(), behind_iommu, "", id, nullptr});
   return address;
 }
 
@@ -216,8 +218,38 @@ Result<void> Vm::create_disks() {
     if (!blk) return Error(blk.error()).context(fmt::format("--disk path={}", d.path));
     IOASIS_TRY(add_virtio_device(*blk, d.id.empty() ? fmt::format("disk{}", i) : d.id, "virtio-blk", d.iommu));
   }
-  if (config_.wants_iommu() && !viommu_address_) {
-    spdlog::warn("no virtio-iommu device in this build: devices with iommu=on cannot do DMA");
+  return {};
+}
+
+Result<void> Vm::create_viommu() {
+  std::vector<devices::virtio_iommu::RamSlice> slices;
+  for (const RamRegion& r : memory_->regions()) {
+    slices.push_back({r.gpa, iommu::HostRange{r.hva, r.size, memory_->fd(), r.fd_offset}});
+  }
+  viommu_ = std::make_shared<devices::virtio_iommu::IommuEngine>(
+      *ioasids_, guest_ram_ioas_, devices::virtio_iommu::GuestRamMap(std::move(slices)));
+  auto device = std::make_shared<devices::virtio_iommu::IommuDevice>(viommu_);
+  IOASIS_ASSIGN_OR_RETURN(devices::PciAddress address,
+                          add_virtio_device(device, "viommu0", "virtio-iommu", false));
+  viommu_address_ = address;
+  // Faults arrive on the faulting device's thread; the event queue is filled on the control
+  // loop, under the virtio-iommu transport's lock like every other queue access.
+  std::weak_ptr<devices::virtio::VirtioPci> transport = virtio_devices_.back();
+  viommu_->set_fault_notifier([this, transport] {
+    boost::asio::post(io_, [transport] {
+      if (auto t = transport.lock()) t->process_queue(devices::virtio_iommu::kEventQueue);
+    });
+  });
+  iommu_endpoints_->set_fault_handler(
+      [engine = std::weak_ptr(viommu_)](uint32_t endpoint, const iommu::DmaFault& fault) {
+        if (auto e = engine.lock()) e->report_fault(endpoint, fault);
+      });
+  return {};
+}
+
+Result<void> Vm::add_viommu_endpoints() {
+  for (uint32_t endpoint : iommu_endpoints_->endpoints()) {
+    IOASIS_TRY(viommu_->add_endpoint(endpoint, *iommu_endpoints_->find(endpoint)));
   }
   return {};
 }
@@ -225,7 +257,7 @@ Result<void> Vm::create_disks() {
 std::optional<acpi::ViotConfig> Vm::viot_config() const {
   if (!viommu_address_) return std::nullopt;
   acpi::ViotConfig viot;
-  viot.iommu = {0, static_cast<uint16_t>(endpoint_id(*viommu_address_))};
+  viot.iommu = {0, viommu_address_->bdf()};
   // Consecutive BDFs share one PCI range node.
   for (uint32_t endpoint : iommu_endpoints_->endpoints()) {
     auto bdf = static_cast<uint16_t>(endpoint);
@@ -271,7 +303,7 @@ Result<void> Vm::create_serial() {
   }
   serial_ = std::make_shared<devices::Serial>(interrupts_->legacy_line(layout::kIrqCom1), serial_output_);
   IOASIS_TRY(pio_.insert(serial_, layout::kPortCom1, 8));
-  devices_.push_back({"serial0", "serial", "", false, "", std::nullopt});
+  devices_.push_back({"serial0", "serial", "", false, "", std::nullopt, nullptr});
   if (serial_socket_) serial_socket_->start();
   return {};
 }

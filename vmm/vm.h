@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "devices/pci/pci_root.h"
 #include "devices/virtio/endpoints.h"
 #include "devices/virtio/ioevents.h"
+#include "devices/virtio/iommu_engine.h"
 #include "devices/virtio/virtio_pci.h"
 #include "iommu/ioasid_context.h"
 #include "vmm/acpi/acpi.h"
@@ -39,6 +41,8 @@ struct DeviceRecord {
   std::string failure;
   // Its place in the IOASID context, for devices that do DMA.
   std::optional<iommu::DeviceId> dma_device;
+  // For devices backed by a peer: why the device failed, if it has.
+  std::function<std::optional<Error>()> health;
 };
 
 class Vm {
@@ -90,6 +94,15 @@ class Vm {
   Result<void> create_pci(std::shared_ptr<devices::BusDevice> reset_control);
   Result<void> create_dma();
   Result<void> create_disks();
+  // --ioas address spaces and --user-device functions (vm_passthrough.cc).
+  Result<void> create_address_spaces();
+  Result<void> create_user_devices();
+  // Where a device that is not behind the virtio-iommu starts: a named address space or guest-ram.
+  Result<iommu::IoasId> initial_ioas(const std::string& name) const;
+  // The virtio-iommu function, placed before the devices it translates for.
+  Result<void> create_viommu();
+  // Hands the endpoints registered while devices were built to the virtio-iommu.
+  Result<void> add_viommu_endpoints();
   // Joins `name` to the IOASID context, wraps `device` in a virtio-pci function and places it on
   // the root bus. Outside the vIOMMU the device uses guest-ram; behind it, it stays detached
   // until the guest attaches its endpoint.
@@ -116,6 +129,8 @@ class Vm {
   std::unique_ptr<iommu::IoasidContext> ioasids_;
   iommu::IoasId guest_ram_ioas_;
   std::shared_ptr<devices::virtio::IommuEndpoints> iommu_endpoints_;
+  // The guest's domains; after the context, so that it goes first.
+  std::shared_ptr<devices::virtio_iommu::IommuEngine> viommu_;
   std::unique_ptr<devices::IoEvents> ioevents_;
   // Where the virtio-iommu sits once it exists; VIOT is emitted only then.
   std::optional<devices::PciAddress> viommu_address_;
@@ -132,6 +147,9 @@ class Vm {
   std::optional<boot::BootEntry> entry_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
   std::vector<DeviceRecord> devices_;
+  std::map<std::string, iommu::IoasId> named_ioas_;
+  std::shared_ptr<iommu::DmaBackend> vfio_user_backend_;
+  std::vector<std::shared_ptr<devices::PciDevice>> passthrough_;
   FaultObserver fault_observer_;
 
   std::unique_ptr<boost::asio::posix::stream_descriptor> stdin_;

@@ -25,6 +25,8 @@ struct PciAddress {
   uint8_t device = 0;    // 0-31
   uint8_t function = 0;  // 0-7
   uint8_t devfn() const { return static_cast<uint8_t>(device << 3 | function); }
+  // bus << 8 | devfn: the requester ID, and the virtio-iommu endpoint ID of the function.
+  uint16_t bdf() const { return static_cast<uint16_t>(bus << 8 | devfn()); }
   std::string to_string() const;
   bool operator==(const PciAddress&) const = default;
 };

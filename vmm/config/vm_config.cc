@@ -65,9 +65,43 @@ Result<DiskConfig> DiskConfig::parse(std::string_view spec) {
   return d;
 }
 
+Result<UserDeviceConfig> UserDeviceConfig::parse(std::string_view spec) {
+  IOASIS_ASSIGN_OR_RETURN(auto opts, parse_options("--user-device", spec,
+                                                   {"socket", "iommu", "group", "ioas", "id"}));
+  UserDeviceConfig d;
+  d.socket = opts["socket"];
+  if (d.socket.empty()) {
+    return Error(Errc::kInvalidArgument, fmt::format("--user-device '{}': socket= is required", spec));
+  }
+  if (opts.count("iommu")) {
+    IOASIS_ASSIGN_OR_RETURN(d.iommu, parse_switch("--user-device iommu", opts["iommu"]));
+  }
+  if (opts.count("group")) {
+    uint64_t g = 0;
+    const std::string& text = opts["group"];
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), g);
+    if (ec != std::errc() || end != text.data() + text.size()) {
+      return Error(Errc::kInvalidArgument,
+                   fmt::format("--user-device '{}': group={} is not a number", spec, text));
+    }
+    d.group = g;
+  }
+  d.ioas = opts.count("ioas") ? opts["ioas"] : "";
+  d.id = opts.count("id") ? opts["id"] : "";
+  if (d.iommu && !d.ioas.empty()) {
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("--user-device '{}': ioas= and iommu=on exclude each other: behind the "
+                             "virtio-iommu the guest chooses the address space",
+                             spec));
+  }
+  return d;
+}
+
 bool VmConfig::wants_iommu() const {
   return iommu ||
-         std::any_of(disks.begin(), disks.end(), [](const DiskConfig& d) { return d.iommu; });
+         std::any_of(disks.begin(), disks.end(), [](const DiskConfig& d) { return d.iommu; }) ||
+         std::any_of(user_devices.begin(), user_devices.end(),
+                     [](const UserDeviceConfig& d) { return d.iommu; });
 }
 
 Result<void> VmConfig::validate() const {
@@ -77,12 +111,30 @@ Result<void> VmConfig::validate() const {
   }
   // Feature names are checked now, not when the VM boots; whether KVM has them is a boot matter.
   IOASIS_TRY(x86::CpuPolicy::parse(cpu_features));
-  for (size_t i = 0; i < disks.size(); ++i) {
+  std::vector<std::string> ids;
+  for (const DiskConfig& d : disks) ids.push_back(d.id);
+  for (const UserDeviceConfig& d : user_devices) ids.push_back(d.id);
+  for (size_t i = 0; i < ids.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
-      if (!disks[i].id.empty() && disks[i].id == disks[j].id) {
-        return Error(Errc::kInvalidArgument,
-                     fmt::format("--disk id={} is used twice", disks[i].id));
+      if (!ids[i].empty() && ids[i] == ids[j]) {
+        return Error(Errc::kInvalidArgument, fmt::format("device id={} is used twice", ids[i]));
       }
+    }
+  }
+  for (const UserDeviceConfig& d : user_devices) {
+    if (!d.ioas.empty() &&
+        std::find(address_spaces.begin(), address_spaces.end(), d.ioas) == address_spaces.end()) {
+      return Error(Errc::kInvalidArgument,
+                   fmt::format("--user-device socket={}: ioas={} names no --ioas id={}", d.socket,
+                               d.ioas, d.ioas));
+    }
+  }
+  for (size_t i = 0; i < address_spaces.size(); ++i) {
+    if (address_spaces[i].empty()) return Error(Errc::kInvalidArgument, "--ioas id= is empty");
+    if (std::find(address_spaces.begin(), address_spaces.begin() + static_cast<long>(i),
+                  address_spaces[i]) != address_spaces.begin() + static_cast<long>(i)) {
+      return Error(Errc::kInvalidArgument,
+                   fmt::format("--ioas id={} is given twice", address_spaces[i]));
     }
   }
   return {};

@@ -33,6 +33,19 @@ struct DiskConfig {
   static Result<DiskConfig> parse(std::string_view spec);
 };
 
+// A PCI function served by a vfio-user server: --user-device
+// socket=PATH[,iommu=on][,group=G][,ioas=NAME][,id=ID].
+struct UserDeviceConfig {
+  std::string socket;
+  bool iommu = false;
+  // Isolation group; when absent, the group the server declares (or a group of its own).
+  std::optional<uint64_t> group;
+  std::string ioas;  // host-managed address space to join instead of guest-ram (not with iommu)
+  std::string id;
+
+  static Result<UserDeviceConfig> parse(std::string_view spec);
+};
+
 struct VmConfig {
   std::string kernel;
   std::optional<std::string> initramfs;
@@ -42,6 +55,9 @@ struct VmConfig {
   std::string cpu_features = "host";
   SerialConfig serial;
   std::vector<DiskConfig> disks;
+  std::vector<UserDeviceConfig> user_devices;
+  // Host-managed address spaces created at boot (--ioas id=NAME), for devices' ioas=NAME.
+  std::vector<std::string> address_spaces;
   // A virtio-iommu is present: asked for with --iommu on, or implied by any iommu=on device.
   bool iommu = false;
 
