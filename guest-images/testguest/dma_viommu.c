@@ -34,8 +34,10 @@ static bool find_endpoints(struct dma_viommu_env* env, const struct boot_info* b
   for (int i = 0; i < kDmaEngines; i++) {
     uint16_t bdf = env->engines[i].fn.bdf;
     uint32_t id = 0xffffffff;
-    ok &= checkf(viot_endpoint_id(viot, env->iommu.pci.fn.bdf, bdf, &id),
-                 "VIOT puts DMA engine %d behind the virtio-iommu (endpoint 0x%x)", i, id);
+    bool found = viot_endpoint_id(viot, env->iommu.pci.fn.bdf, bdf, &id);
+    ok &=
+        checkf(found && id == bdf,
+               "VIOT puts DMA engine %d behind the virtio-iommu as endpoint 0x%x (its BDF)", i, id);
     env->endpoint[i] = id;
   }
   return ok;
