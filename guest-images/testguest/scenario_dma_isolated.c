@@ -4,9 +4,12 @@
 // event for that endpoint with fault_events=1); a read-only mapping can be read but not written;
 // UNMAP stops exactly the unmapped page; DETACH stops all of the engine's DMA while the other
 // engine goes on.
+// Last, an UNMAP that lands while a 64 MiB copy runs: afterwards the engine writes nothing more
+// to the unmapped range, however far the copy had got.
 // same_group=1: the engines are functions of one isolation group, which may not be split across
 // address spaces: ATTACH of the second to a domain of its own is refused, and the refused engine
 // gets no DMA until it joins its sibling's domain.
+#include "arch.h"
 #include "check.h"
 #include "dma_viommu.h"
 #include "print.h"
@@ -18,6 +21,13 @@
 #define kIovaB 0x60000000ull  // engine 1: src, dst
 #define kIovaReadOnly 0x70000000ull
 #define kRw (kIommuMapFRead | kIommuMapFWrite)
+// The UNMAP race: two 64 MiB ranges of guest RAM above the image, never touched by the guest
+// except for the pages it checks.
+#define kRaceSrcGpa 0x4000000ull
+#define kRaceDstGpa 0x8000000ull
+#define kRaceSrcIova 0x10000000ull
+#define kRaceDstIova 0x30000000ull
+#define kRaceLength (64u << 20)
 
 enum {
   kSrcA,
@@ -31,6 +41,7 @@ enum {
   kSeedA = 0x21,
   kSeedB = 0x42,
   kSeedReadOnly = 0x63,
+  kRaceTimeoutMs = 10000,
 };
 
 static uint8_t bufs[kPages][kDmaPage] __attribute__((aligned(kDmaPage)));
@@ -125,6 +136,51 @@ static void check_detach(uint32_t da) {
   check_dma_copied(r, bufs[kDstB], kDmaPage, kSeedB, "engine 1 goes on after engine 0's DETACH");
 }
 
+static bool ram_covers(const struct boot_info* boot, uint64_t base, uint64_t size) {
+  for (uint32_t i = 0; boot->memmap && i < boot->memmap_entries; i++) {
+    const struct hvm_memmap_entry* m = &boot->memmap[i];
+    if (m->type == kMemmapRam && m->addr <= base && base + size <= m->addr + m->size) return true;
+  }
+  return false;
+}
+
+static void check_unmap_during_copy(const struct boot_info* boot, uint32_t db) {
+  if (!ram_covers(boot, kRaceSrcGpa, kRaceDstGpa + kRaceLength - kRaceSrcGpa)) {
+    note("UNMAP during a copy: skipped, RAM does not cover 0x%llx-0x%llx", kRaceSrcGpa,
+         kRaceDstGpa + kRaceLength);
+    return;
+  }
+  struct virtio_iommu* io = &env.iommu;
+  check_status(
+      iommu_map(io, db, kRaceSrcIova, kRaceSrcIova + kRaceLength - 1, kRaceSrcGpa, kIommuMapFRead),
+      kIommuSOk, "MAP a 64 MiB source for engine 1");
+  check_status(iommu_map(io, db, kRaceDstIova, kRaceDstIova + kRaceLength - 1, kRaceDstGpa, kRw),
+               kIommuSOk, "MAP a 64 MiB destination for engine 1");
+  uint8_t* first = (uint8_t*)(uintptr_t)kRaceDstGpa;
+  uint8_t* last = first + kRaceLength - kDmaPage;
+  memset((void*)(uintptr_t)kRaceSrcGpa, kSeedB, kDmaPage);
+  memset((void*)(uintptr_t)(kRaceSrcGpa + kRaceLength - kDmaPage), kSeedB, kDmaPage);
+  dma_engine_start(&env.engines[1], kRaceSrcIova, kRaceDstIova, kRaceLength);
+  check_status(iommu_unmap(io, db, kRaceDstIova, kRaceDstIova + kRaceLength - 1), kIommuSOk,
+               "UNMAP the destination while engine 1 copies into it");
+  bool busy_after_unmap = (dma_engine_status(&env.engines[1]) & 0xff) == kDmaStateBusy;
+  // Once UNMAP has completed the device may not write there: anything the copy still does must
+  // miss these canaries.
+  memset(first, kCanary, kDmaPage);
+  memset(last, kCanary, kDmaPage);
+  compiler_barrier();
+  struct dma_result r = dma_engine_wait(&env.engines[1], kRaceTimeoutMs);
+  checkf(dma_ok(r) || dma_failed_with(r, kDmaErrDstUnmapped),
+         "the copy raced by UNMAP ends done or dst-unmapped (%s/%s)",
+         r.finished ? dma_state_name(r.state) : "still busy", dma_error_name(r.error));
+  note("UNMAP during a copy: the copy %s; still busy when UNMAP completed: %s",
+       dma_ok(r) ? "finished" : "was cut short", busy_after_unmap ? "yes" : "no");
+  check(dma_all_bytes(first, kDmaPage, kCanary) && dma_all_bytes(last, kDmaPage, kCanary),
+        "after UNMAP completed the engine wrote nothing more to the range");
+  check_status(iommu_unmap(io, db, kRaceSrcIova, kRaceSrcIova + kRaceLength - 1), kIommuSOk,
+               "UNMAP the 64 MiB source");
+}
+
 static void check_group_not_split(uint32_t da, uint32_t db) {
   struct virtio_iommu* io = &env.iommu;
   check_status(iommu_attach(io, da, env.endpoint[0], 0), kIommuSOk, "ATTACH engine 0");
@@ -157,4 +213,5 @@ void scenario_dma_isolated(const struct boot_info* boot) {
   check_other_domain();
   check_unmap(da);
   check_detach(da);
+  check_unmap_during_copy(boot, db);
 }
