@@ -1,9 +1,9 @@
 // test=dma-shared: two DMA engines (vfio-user functions) share one address space.
-// Behind the virtio-iommu (default): with bypass off an unattached engine reaches nothing; both
-// endpoints are attached to one domain where one buffer range is mapped once; engine 0 copies
-// src -> dst1 and engine 1 copies dst1 -> dst2, so dst2 holds the pattern only if engine 1 saw
-// engine 0's result through the same mapping; device addresses are IOVAs, not GPAs; one UNMAP
-// takes the range from both engines.
+// Behind the virtio-iommu (default): an unattached engine reaches guest-physical memory with
+// bypass on and nothing with bypass off; both endpoints are attached to one domain where one
+// buffer range is mapped once; engine 0 copies src -> dst1 and engine 1 copies dst1 -> dst2, so
+// dst2 holds the pattern only if engine 1 saw engine 0's result through the same mapping; device
+// addresses are IOVAs, not GPAs; one UNMAP takes the range from both engines.
 // mode=guest-ram: no vIOMMU, both engines in the built-in guest-ram address space (IOVA = GPA);
 // the same chained copy with GPAs, and a copy outside guest RAM fails.
 #include "check.h"
@@ -73,6 +73,13 @@ static void run_guest_ram(void) {
 }
 
 static void check_unattached(struct dma_viommu_env* env) {
+  virtio_iommu_set_bypass(&env->iommu, true);
+  reset_buffers();
+  struct dma_result b =
+      dma_engine_copy(&env->engines[0], gpa(bufs[kSrc]), gpa(bufs[kDst1]), kDmaPage);
+  check_dma_copied(b, bufs[kDst1], kDmaPage, kSeed,
+                   "bypass on: unattached engine 0 copies between GPAs");
+  virtio_iommu_set_bypass(&env->iommu, false);
   reset_buffers();
   struct dma_result r =
       dma_engine_copy(&env->engines[0], gpa(bufs[kSrc]), gpa(bufs[kDst1]), kDmaPage);
