@@ -2,7 +2,7 @@
 """Runs a command next to a vfio-user-dma-server.
 
 Starts the server on a socket in a fresh temporary directory (function i > 0 on SOCKET.i),
-waits until every function's socket accepts connections, runs the command with each "{socket}"
+waits until every function's socket is listening, runs the command with each "{socket}"
 in its arguments replaced by the socket path, then stops the server with SIGTERM. The command's
 exit status is ours, except that a server which died during the run fails it: the scenarios
 never ask the server to go away.
