@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <utility>
+#include <span>
 #include <vector>
 
 #include "iommu/ioas_table.h"
@@ -86,7 +87,7 @@ struct IoasidContext::State {
                          uint64_t hva);
   // Checks the pin limit, mirrors `pieces` into every backend of `x` (through copy() from
   // `copy_src` where a backend has both), then publishes and pins them. All or nothing.
-  Result<void> install(internal::Ioas& x, const std::vector<internal::Piece>& pieces,
+  Result<void> install(internal::Ioas& x, std::span<const internal::Piece> pieces,
                        const internal::Ioas* copy_src);
 };
 

@@ -142,14 +142,17 @@ Result<uint64_t> IoasidContext::State::place(Ioas& x, std::optional<Iova> iova, 
                                                      length, internal::describe(x.info.id)));
 }
 
-Result<void> IoasidContext::State::install(Ioas& x, const std::vector<Piece>& pieces,
+Result<void> IoasidContext::State::install(Ioas& x, std::span<const Piece> pieces,
                                            const Ioas* copy_src) {
+  uint64_t limit = options.pinned_limit;
   uint64_t added = 0;
-  for (const Piece& p : pieces) {
+  // Without a limit there is nothing to check, and the walk over the pin tree is a third of a
+  // map's cost.
+  for (size_t i = 0; limit != UINT64_MAX && i < pieces.size(); ++i) {
+    const Piece& p = pieces[i];
     added += pins.new_bytes(
         internal::pin_span_of(MapEntry{0, p.mapping.host, p.mapping.perm, p.pin_domain}));
   }
-  uint64_t limit = options.pinned_limit;
   if (added > 0 && (pins.pinned_bytes() > limit || added > limit - pins.pinned_bytes())) {
     return Error(Errc::kResourceExhausted,
                  fmt::format("pinning {:#x} more bytes would exceed the pinned memory limit of "
@@ -203,8 +206,8 @@ Result<Iova> IoasidContext::map(IoasId id, std::optional<Iova> iova, const HostR
   IOASIS_ASSIGN_OR_RETURN(Ioas * x, s_->find_ioas(id));
   IOASIS_ASSIGN_OR_RETURN(internal::PinSpan span, s_->pin_span(host));
   IOASIS_ASSIGN_OR_RETURN(uint64_t at, s_->place(*x, iova, host.length, host.hva.value));
-  std::vector<Piece> pieces{Piece{DmaMapping{Iova(at), host, perm}, span.domain, Iova()}};
-  IOASIS_TRY(s_->install(*x, pieces, nullptr));
+  const Piece piece{DmaMapping{Iova(at), host, perm}, span.domain, Iova()};
+  IOASIS_TRY(s_->install(*x, std::span(&piece, 1), nullptr));
   return Iova(at);
 }
 

@@ -41,6 +41,10 @@ class PinTracker {
   };
   using Map = absl::btree_map<Key, Seg>;
 
+  // One lookup for the shapes almost every map and unmap has (a span inside one segment or one
+  // gap); false, having changed nothing, for the rest.
+  bool pin_fast(const PinSpan& span);
+  bool unpin_fast(const PinSpan& span);
   void split_at(uint32_t domain, uint64_t at);
   void merge_around(const PinSpan& span);
 
