@@ -19,6 +19,11 @@ static const struct scenario kScenarios[] = {
      scenario_viommu_dma},
     {"viommu-bench", "MAP+UNMAP round trips per second through the virtio-iommu",
      scenario_viommu_bench},
+    {"dma-shared", "two vfio-user DMA engines in one address space (mode=viommu|guest-ram)",
+     scenario_dma_shared},
+    {"dma-isolated", "two vfio-user DMA engines in separate domains: isolation, UNMAP, DETACH",
+     scenario_dma_isolated},
+    {"msix", "DMA engine MSI-X completion interrupts: delivery, masking, PBA", scenario_msix},
 };
 
 enum { kScenarioNameMax = 32 };
