@@ -9,9 +9,13 @@ build=${1:-$root/build}
 work=$(mktemp -d /tmp/ioasis-demo.XXXXXX)
 server_pid="" vmm_pid=""
 cleanup() {
-  [ -n "$vmm_pid" ] && kill "$vmm_pid" 2>/dev/null && wait "$vmm_pid" 2>/dev/null
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  local status=$?
+  for pid in $vmm_pid $server_pid; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   rm -rf "$work"
+  exit "$status"
 }
 trap cleanup EXIT
 

@@ -7,6 +7,7 @@
 // mode=guest-ram: no vIOMMU, both engines in the built-in guest-ram address space (IOVA = GPA);
 // the same chained copy with GPAs, and a copy outside guest RAM fails.
 #include "check.h"
+#include "deadline.h"
 #include "dma_viommu.h"
 #include "print.h"
 #include "scenario.h"
@@ -116,6 +117,14 @@ static void run_viommu(const struct boot_info* boot) {
     return;
   }
   check_chained_copy(env.engines, kSharedIova, "shared domain");
+  // hold_ms=N keeps the shared domain as it is for N ms, so that a demo can list it over the API.
+  uint64_t hold_ms = 0;
+  if (cmdline_get_uint(boot->cmdline, "hold_ms", &hold_ms) && hold_ms > 0 && hold_ms <= 60000) {
+    printf("holding the shared domain for %lu ms\n", hold_ms);
+    struct deadline d = deadline_after_ms((uint32_t)hold_ms);
+    while (!deadline_expired(&d)) {
+    }
+  }
   reset_buffers();
   struct dma_result r =
       dma_engine_copy(&env.engines[0], gpa(bufs[kSrc]), kSharedIova + kDmaPage, kDmaPage);
