@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <thread>
 
 #include "api/convert.h"
 #include "api/services.h"
@@ -47,8 +48,23 @@ grpc::Status VmService::Shutdown(grpc::ServerContext*, const v1::ShutdownRequest
     return invalid("grace_period_ms",
                    fmt::format("{} is more than {}", req->grace_period_ms(), kMaxGraceMs));
   }
-  return on_loop(
-      vmm_, [&]() { return vmm_.shutdown(std::chrono::milliseconds(req->grace_period_ms())); });
+  // Graceful first: press the power button and give the guest the grace period to power off by
+  // itself; whatever still runs after it is stopped. The wait happens here, on the API thread,
+  // so the control loop keeps serving the guest meanwhile.
+  if (req->grace_period_ms() > 0) {
+    auto pressed = vmm_.call([&]() { return vmm_.press_power_button(); });
+    if (pressed.ok()) {
+      auto deadline =
+          std::chrono::steady_clock::now() + std::chrono::milliseconds(req->grace_period_ms());
+      while (std::chrono::steady_clock::now() < deadline) {
+        if (vmm_.call([&]() { return vmm_.state(); }) == VmState::kShutdown) {
+          return grpc::Status::OK;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+  }
+  return on_loop(vmm_, [&]() { return vmm_.shutdown(); });
 }
 
 grpc::Status VmService::Reboot(grpc::ServerContext*, const v1::RebootRequest*,

@@ -60,6 +60,38 @@ TEST_F(VmLifecycle, CreateBootPauseResumeShutdown) {
   EXPECT_EQ(stopped.exit().kind(), "shutdown-request");
 }
 
+TEST_F(VmLifecycle, ShutdownWithGracePressesThePowerButtonAndTheGuestPowersOff) {
+  v1::CreateRequest create;
+  *create.mutable_config() = guest("test=power-button");
+  ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Create, create).ok());
+  ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Boot, v1::BootRequest()).ok());
+  ASSERT_TRUE(wait_for_console(*this, "waiting for the power button", 1, 20s)) << console();
+  v1::ShutdownRequest req;
+  req.set_grace_period_ms(20000);
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Shutdown, req).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 15s) << "the grace period ran out";
+  auto r = info();
+  EXPECT_EQ(r.state(), v1::VM_STATE_SHUTDOWN);
+  EXPECT_EQ(r.exit().kind(), "power-off") << r.exit().detail();
+  EXPECT_NE(console().find("power button pressed: powering off"), std::string::npos) << console();
+}
+
+TEST_F(VmLifecycle, ShutdownOfAGuestThatIgnoresTheButtonIsForcedAfterTheGrace) {
+  v1::CreateRequest create;
+  *create.mutable_config() = guest("test=heartbeat period_ms=20");
+  ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Create, create).ok());
+  ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Boot, v1::BootRequest()).ok());
+  v1::ShutdownRequest req;
+  req.set_grace_period_ms(300);
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(call(vm_.get(), &v1::Vm::Stub::Shutdown, req).ok());
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms);
+  auto r = info();
+  EXPECT_EQ(r.state(), v1::VM_STATE_SHUTDOWN);
+  EXPECT_EQ(r.exit().kind(), "shutdown-request");
+}
+
 TEST_F(VmLifecycle, GuestExitIsReportedWithItsCode) {
   v1::CreateRequest create;
   *create.mutable_config() = guest("test=no-such-scenario");

@@ -52,5 +52,6 @@ inline constexpr uint16_t kPortResetControl = 0xcf9;
 inline constexpr uint16_t kPortPciConfig = 0xcf8;     // 0xcf8 address, 0xcfc-0xcff data
 inline constexpr uint16_t kPortSleepControl = 0x600;  // FADT hardware-reduced sleep control/status
 inline constexpr uint8_t kSleepTypeS5 = 5;            // \_S5 SLP_TYP; written as (5 << 2) | SLP_EN
+inline constexpr uint32_t kGsiPowerButton = 10;       // the ACPI GED's interrupt (edge, high)
 
 }  // namespace ioasis::layout

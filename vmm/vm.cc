@@ -317,6 +317,7 @@ Result<void> Vm::create_serial() {
 Result<void> Vm::write_acpi_tables() {
   acpi::AcpiConfig ac;
   ac.num_cpus = config_.cpus;
+  ac.power_button_gsi = layout::kGsiPowerButton;
   ac.pci_mmio64 = {mmio64_start(), layout::kPciMmio64Size};
   ac.viot = viot_config();
   IOASIS_ASSIGN_OR_RETURN(acpi::AcpiTables tables, acpi::build_acpi_tables(ac));
@@ -392,6 +393,13 @@ void Vm::read_stdin() {
     serial_->enqueue_input(std::span<const uint8_t>(stdin_buf_.data(), n));
     read_stdin();
   });
+}
+
+void Vm::press_power_button() {
+  // An edge on the GED's IOAPIC pin; the guest's _EVT notifies \_SB.PWRB.
+  auto line = interrupts_->legacy_line(layout::kGsiPowerButton);
+  line->set_level(true);
+  line->set_level(false);
 }
 
 void Vm::start() {

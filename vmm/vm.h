@@ -68,6 +68,8 @@ class Vm {
   void pause();
   void resume();
   void set_fault_observer(FaultObserver observer) { fault_observer_ = std::move(observer); }
+  // Signals the ACPI power button: a guest that honours it powers off by itself.
+  void press_power_button();
   // Asks the VM to stop; safe from any thread.
   void request_exit(VmExit exit) { exit_.request(std::move(exit)); }
   std::optional<VmExit> exit_reason() const { return exit_.get(); }

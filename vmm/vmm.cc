@@ -110,12 +110,15 @@ Result<void> Vmm::resume() {
   return {};
 }
 
-Result<void> Vmm::shutdown(std::chrono::milliseconds grace) {
+Result<void> Vmm::press_power_button() {
+  if (state_ != VmState::kRunning) return wrong_state("press the power button of", state_);
+  vm_->press_power_button();
+  return {};
+}
+
+Result<void> Vmm::shutdown() {
   if (state_ != VmState::kRunning && state_ != VmState::kPaused)
     return wrong_state("shut down", state_);
-  // The machine has no ACPI power button yet, so there is no way to ask the guest: the grace
-  // period only matters once there is.
-  (void)grace;
   vm_->request_exit({VmExit::Kind::kShutdownRequest, 0, "shutdown requested"});
   // The exit is handled by on_vm_exit, posted behind us; finish it now so the caller sees the
   // final state.

@@ -51,9 +51,11 @@ class Vmm {
   Result<void> boot();
   Result<void> pause();
   Result<void> resume();
-  // Stops the VM. The guest gets `grace` to power off by itself after it is asked to (where the
-  // machine has a way to ask), then the vCPUs are stopped.
-  Result<void> shutdown(std::chrono::milliseconds grace);
+  // Presses the ACPI power button of a running VM (the graceful half of a shutdown: a guest that
+  // honours it powers off, which ends the VM like any power-off).
+  Result<void> press_power_button();
+  // Stops the vCPUs now (the forced half).
+  Result<void> shutdown();
   // Stops the VM and boots a fresh one from the same configuration.
   Result<void> reboot();
   // Forgets a stopped or never-booted VM so that create() may be called again.

@@ -12,6 +12,7 @@ static const struct scenario kScenarios[] = {
      scenario_pci},
     {"irq", "IDT, LAPIC self-IPI and one-shot timer, EOI", scenario_irq},
     {"heartbeat", "stays up, printing a tick per LAPIC timer period", scenario_heartbeat},
+    {"power-button", "powers off when the ACPI power button is pressed", scenario_power_button},
     {"virtio-blk", "virtio-pci transport, virtio-blk I/O, GET_ID, read-only disk, MSI-X",
      scenario_virtio_blk},
     {"viommu", "virtio-iommu config, VIOT and request conformance", scenario_viommu},

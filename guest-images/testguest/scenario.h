@@ -15,6 +15,7 @@ void scenario_boot(const struct boot_info* boot);
 void scenario_pci(const struct boot_info* boot);
 void scenario_irq(const struct boot_info* boot);
 void scenario_heartbeat(const struct boot_info* boot);
+void scenario_power_button(const struct boot_info* boot);
 void scenario_virtio_blk(const struct boot_info* boot);
 void scenario_viommu(const struct boot_info* boot);
 void scenario_viommu_dma(const struct boot_info* boot);

@@ -61,6 +61,10 @@ struct AcpiConfig {
   uint16_t reset_port = layout::kPortResetControl;
 
   std::optional<ViotConfig> viot;
+
+  // An ACPI power button (PNP0C0C) signalled through a Generic Event Device (ACPI0013) on this
+  // GSI, edge triggered: how the VMM asks a hardware-reduced guest to power off.
+  std::optional<uint32_t> power_button_gsi;
 };
 
 // Where one table landed, for callers that want to log or inspect the layout.

@@ -23,6 +23,7 @@ constexpr uint8_t kMultiNamePrefix = 0x2f;
 constexpr uint8_t kExtOpPrefix = 0x5b;
 constexpr uint8_t kRootChar = 0x5c;  // '\'
 constexpr uint8_t kDeviceOp = 0x82;  // after ExtOpPrefix
+constexpr uint8_t kNotifyOp = 0x86;
 constexpr uint8_t kReturnOp = 0xa4;
 constexpr uint8_t kOnesOp = 0xff;
 
@@ -219,6 +220,14 @@ Aml return_value(const Aml& value) {
   Aml out;
   out.append_byte(kReturnOp);
   out.append(value);
+  return out;
+}
+
+Aml notify(std::string_view path, uint64_t value) {
+  Aml out;
+  out.append_byte(kNotifyOp);
+  out.append(name_string(path));
+  out.append(integer(value));
   return out;
 }
 

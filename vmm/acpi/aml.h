@@ -83,4 +83,7 @@ Aml return_value(const Aml& value);
 // The body of a definition block: the terms concatenated.
 Aml term_list(const std::vector<Aml>& terms);
 
+// Notify(path, value) (20.2.5.3): tells the OS that the object at `path` has an event.
+Aml notify(std::string_view path, uint64_t value);
+
 }  // namespace ioasis::acpi::aml

@@ -123,6 +123,22 @@ Resource irq_no_flags(uint8_t irq) {
   return r;
 }
 
+Resource edge_interrupt(uint32_t gsi) {
+  // Large item 0x09 (tag 0x89), 6 bytes: flags (bit 0 consumer, bit 1 edge; active high and
+  // exclusive are 0), one table entry, the 32-bit interrupt number.
+  Resource r;
+  r.bytes = {0x89,
+             6,
+             0,
+             0x03,
+             1,
+             static_cast<uint8_t>(gsi),
+             static_cast<uint8_t>(gsi >> 8),
+             static_cast<uint8_t>(gsi >> 16),
+             static_cast<uint8_t>(gsi >> 24)};
+  return r;
+}
+
 Aml resource_template(const std::vector<Resource>& resources) {
   std::vector<uint8_t> data;
   bool valid = true;

@@ -41,6 +41,10 @@ Resource io(uint16_t min, uint16_t max, uint8_t alignment, uint8_t length);
 // IRQNoFlags() { irq } (section 6.4.2.1): edge triggered, active high, exclusive. IRQ 0-15.
 Resource irq_no_flags(uint8_t irq);
 
+// Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) {gsi}: the Extended Interrupt
+// Descriptor (6.4.3.6), which names a GSI rather than an ISA IRQ.
+Resource edge_interrupt(uint32_t gsi);
+
 // ResourceTemplate() { ... }: a Buffer of the descriptors closed by an End Tag (section 6.4.2.9)
 // whose checksum byte is 0, which means "treat as valid".
 Aml resource_template(const std::vector<Resource>& resources);

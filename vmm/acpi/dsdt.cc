@@ -80,11 +80,30 @@ Aml com1(const AcpiConfig& c) {
                         });
 }
 
+// The power button and the Generic Event Device that reports it: on the GED's interrupt the OS
+// runs _EVT, which notifies the button with 0x80 ("pressed"), and an OS honouring it powers off.
+std::vector<Aml> power_button(uint32_t gsi) {
+  return {
+      device("PWRB", {name("_HID", eisa_id("PNP0C0C")), name("_UID", integer(0))}),
+      device("GED0",
+             {
+                 name("_HID", string("ACPI0013")),
+                 name("_UID", integer(0)),
+                 name("_CRS", resource_template({edge_interrupt(gsi)})),
+                 method("_EVT", 1, true, {notify("\\_SB.PWRB", 0x80)}),
+             }),
+  };
+}
+
 }  // namespace
 
 Result<std::vector<uint8_t>> build_dsdt(const AcpiConfig& config) {
+  std::vector<Aml> sb = {pci_host_bridge(config), ecam_reservation(config), com1(config)};
+  if (config.power_button_gsi) {
+    for (Aml& a : power_button(*config.power_button_gsi)) sb.push_back(std::move(a));
+  }
   Aml body = term_list({
-      scope("\\_SB", {pci_host_bridge(config), ecam_reservation(config), com1(config)}),
+      scope("\\_SB", sb),
       // \_S5: SLP_TYPa, SLP_TYPb. A hardware-reduced guest writes SLP_TYPa to the sleep control
       // register.
       name("_S5", package({integer(layout::kSleepTypeS5), integer(0)})),

@@ -88,6 +88,7 @@ class IaslTest : public ::testing::TestWithParam<bool> {
     AcpiConfig c;
     c.num_cpus = kCpus;
     c.pci_mmio64 = {kMmio64Base, 0x4000000000};
+    c.power_button_gsi = 10;
     if (GetParam()) c.viot = ViotConfig{{0, 0x0008}, {{0, 0x0000, 0x0007}, {0, 0x0010, 0x00ff}}};
     auto t = build_acpi_tables(c);
     ASSERT_TRUE(t.ok()) << t.error().message();
@@ -180,6 +181,22 @@ TEST_P(IaslTest, DsdtDescribesHostBridgeUartAndS5) {
   }
   EXPECT_THAT(dsl, HasSubstr("QWordMemory"));
   EXPECT_THAT(dsl, HasSubstr("DWordMemory"));
+}
+
+TEST_P(IaslTest, DsdtHasAPowerButtonOnAGenericEventDevice) {
+  std::string dsl = disassemble("DSDT");
+  for (const char* want : {
+           "Device (PWRB)",
+           "Name (_HID, EisaId (\"PNP0C0C\")",
+           "Device (GED0)",
+           "Name (_HID, \"ACPI0013\"",
+           "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )",
+           "0x0000000A,",
+           "Method (_EVT, 1, Serialized)",
+           "Notify (\\_SB.PWRB, 0x80)",
+       }) {
+    EXPECT_THAT(dsl, HasSubstr(want));
+  }
 }
 
 TEST_P(IaslTest, FadtIsHardwareReducedWithSleepAndResetRegisters) {
@@ -318,7 +335,8 @@ TEST_P(IaslTest, AcpiexecLoadsTablesAndEvaluatesTheNamespace) {
   if (with_viot()) files += " viot.dat";
   ToolRun r = run_in(dir_,
                      "acpiexec -b 'evaluate \\_S5; evaluate \\_SB.PCI0._HID; "
-                     "evaluate \\_SB.PCI0._CRS; evaluate \\_SB.COM1._CRS' " +
+                     "evaluate \\_SB.PCI0._CRS; evaluate \\_SB.COM1._CRS; "
+                     "evaluate \\_SB.GED0._CRS' " +
                          files);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, Not(HasSubstr("Error")));
@@ -331,6 +349,8 @@ TEST_P(IaslTest, AcpiexecLoadsTablesAndEvaluatesTheNamespace) {
   EXPECT_THAT(out, HasSubstr("[Integer] = 00000000080AD041"));  // EISAID PNP0A08
   // The COM1 _CRS buffer: IO 0x3f8 length 8, IRQ 4, End Tag.
   EXPECT_THAT(out, HasSubstr("47 01 F8 03 F8 03 00 08 22 10 00 79 00"));
+  // The GED _CRS buffer: Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) {10}.
+  EXPECT_THAT(out, HasSubstr("89 06 00 03 01 0A 00 00 00 79 00"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Viot, IaslTest, ::testing::Bool(),
