@@ -25,21 +25,13 @@ void fill(v1::DeviceInfo* out, const DeviceRecord& d, std::optional<iommu::IoasI
 std::vector<DeviceRecord> configured_devices(const VmConfig& c) {
   std::vector<DeviceRecord> out;
   for (size_t i = 0; i < c.disks.size(); ++i) {
-    out.push_back({c.disks[i].id.empty() ? fmt::format("disk{}", i) : c.disks[i].id, "virtio-blk",
-                   "", c.disks[i].iommu, "", std::nullopt, nullptr});
+    out.push_back({c.disk_id(i), "virtio-blk", "", c.disks[i].iommu, "", std::nullopt, nullptr});
   }
   for (size_t i = 0; i < c.user_devices.size(); ++i) {
-    const UserDeviceConfig& u = c.user_devices[i];
-    out.push_back({u.id.empty() ? fmt::format("user{}", i) : u.id, "vfio-user", "", u.iommu, "",
-                   std::nullopt, nullptr});
+    out.push_back(
+        {c.user_device_id(i), "vfio-user", "", c.user_devices[i].iommu, "", std::nullopt, nullptr});
   }
   return out;
-}
-
-bool id_in_use(const VmConfig& c, const std::string& id) {
-  auto devices = configured_devices(c);
-  return std::any_of(devices.begin(), devices.end(),
-                     [&](const DeviceRecord& d) { return d.id == id; });
 }
 
 }  // namespace
@@ -68,11 +60,8 @@ grpc::Status DevicesService::AddDisk(grpc::ServerContext*, const v1::AddDiskRequ
     IOASIS_ASSIGN_OR_RETURN(VmConfig * config, vmm_.config_for_coldplug());
     DiskConfig disk{d.path(), d.readonly(), d.iommu(), d.id()};
     if (disk.id.empty()) {
-      for (size_t n = config->disks.size();; ++n) {
-        disk.id = fmt::format("disk{}", n);
-        if (!id_in_use(*config, disk.id)) break;
-      }
-    } else if (id_in_use(*config, disk.id)) {
+      disk.id = config->free_device_id("disk", config->disks.size());
+    } else if (config->has_device_id(disk.id)) {
       return Error(Errc::kAlreadyExists, fmt::format("disk.id: a device '{}' exists", disk.id));
     }
     config->disks.push_back(disk);
@@ -100,11 +89,8 @@ grpc::Status DevicesService::AddUserDevice(grpc::ServerContext*,
                    fmt::format("device.ioas: no address space '{}' in the configuration", d.ioas));
     }
     if (d.id.empty()) {
-      for (size_t n = config->user_devices.size();; ++n) {
-        d.id = fmt::format("user{}", n);
-        if (!id_in_use(*config, d.id)) break;
-      }
-    } else if (id_in_use(*config, d.id)) {
+      d.id = config->free_device_id("user", config->user_devices.size());
+    } else if (config->has_device_id(d.id)) {
       return Error(Errc::kAlreadyExists, fmt::format("device.id: a device '{}' exists", d.id));
     }
     config->user_devices.push_back(d);
@@ -132,7 +118,7 @@ grpc::Status DevicesService::Remove(grpc::ServerContext*, const v1::RemoveDevice
   return to_status(vmm_.call([&]() -> Result<void> {
     IOASIS_ASSIGN_OR_RETURN(VmConfig * config, vmm_.config_for_coldplug());
     for (size_t i = 0; i < config->disks.size(); ++i) {
-      std::string id = config->disks[i].id.empty() ? fmt::format("disk{}", i) : config->disks[i].id;
+      std::string id = config->disk_id(i);
       if (id == req->id()) {
         config->disks.erase(config->disks.begin() + static_cast<long>(i));
         vmm_.publish({VmEvent::Kind::kDeviceRemoved, vmm_.state(), id, "removed", 0});
@@ -140,8 +126,7 @@ grpc::Status DevicesService::Remove(grpc::ServerContext*, const v1::RemoveDevice
       }
     }
     for (size_t i = 0; i < config->user_devices.size(); ++i) {
-      const UserDeviceConfig& u = config->user_devices[i];
-      std::string id = u.id.empty() ? fmt::format("user{}", i) : u.id;
+      std::string id = config->user_device_id(i);
       if (id == req->id()) {
         config->user_devices.erase(config->user_devices.begin() + static_cast<long>(i));
         vmm_.publish({VmEvent::Kind::kDeviceRemoved, vmm_.state(), id, "removed", 0});

@@ -219,8 +219,7 @@ Result<void> Vm::create_disks() {
     const DiskConfig& d = config_.disks[i];
     auto blk = devices::virtio::Blk::open({.path = d.path, .readonly = d.readonly, .id = d.id});
     if (!blk) return Error(blk.error()).context(fmt::format("--disk path={}", d.path));
-    IOASIS_TRY(add_virtio_device(*blk, d.id.empty() ? fmt::format("disk{}", i) : d.id, "virtio-blk",
-                                 d.iommu));
+    IOASIS_TRY(add_virtio_device(*blk, config_.disk_id(i), "virtio-blk", d.iommu));
   }
   return {};
 }

@@ -31,7 +31,7 @@ Result<iommu::IoasId> Vm::initial_ioas(const std::string& name) const {
 Result<void> Vm::create_user_devices() {
   for (size_t i = 0; i < config_.user_devices.size(); ++i) {
     const UserDeviceConfig& u = config_.user_devices[i];
-    std::string id = u.id.empty() ? fmt::format("user{}", i) : u.id;
+    std::string id = config_.user_device_id(i);
     auto context = [&](Error e) {
       return e.context(fmt::format("--user-device socket={}", u.socket));
     };

@@ -106,6 +106,31 @@ bool VmConfig::wants_iommu() const {
                      [](const UserDeviceConfig& d) { return d.iommu; });
 }
 
+std::string VmConfig::disk_id(size_t i) const {
+  return disks[i].id.empty() ? fmt::format("disk{}", i) : disks[i].id;
+}
+
+std::string VmConfig::user_device_id(size_t i) const {
+  return user_devices[i].id.empty() ? fmt::format("user{}", i) : user_devices[i].id;
+}
+
+bool VmConfig::has_device_id(std::string_view id) const {
+  for (size_t i = 0; i < disks.size(); ++i) {
+    if (disk_id(i) == id) return true;
+  }
+  for (size_t i = 0; i < user_devices.size(); ++i) {
+    if (user_device_id(i) == id) return true;
+  }
+  return false;
+}
+
+std::string VmConfig::free_device_id(std::string_view prefix, size_t from) const {
+  for (size_t n = from;; ++n) {
+    std::string id = fmt::format("{}{}", prefix, n);
+    if (!has_device_id(id)) return id;
+  }
+}
+
 Result<void> VmConfig::validate() const {
   if (kernel.empty()) return Error(Errc::kInvalidArgument, "--kernel is required");
   if (cpus == 0 || cpus > 254) {

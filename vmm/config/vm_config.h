@@ -63,6 +63,13 @@ struct VmConfig {
 
   bool wants_iommu() const;
 
+  // The id a device goes by in logs and the API: its id=, or "disk<i>" / "user<i>" by position.
+  std::string disk_id(size_t i) const;
+  std::string user_device_id(size_t i) const;
+  bool has_device_id(std::string_view id) const;
+  // "<prefix><n>" for the smallest n >= from that no device goes by, for a device added unnamed.
+  std::string free_device_id(std::string_view prefix, size_t from) const;
+
   // Cross-field checks the individual parsers cannot make.
   Result<void> validate() const;
 };

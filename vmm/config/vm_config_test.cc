@@ -77,3 +77,24 @@ TEST(VmConfig, DuplicateDiskIdsAreRefused) {
 
 }  // namespace
 }  // namespace ioasis
+
+namespace ioasis {
+namespace {
+
+TEST(VmConfigDeviceIds, UnnamedDevicesGoByKindAndPosition) {
+  VmConfig c;
+  c.disks = {{"/a", false, false, ""}, {"/b", false, false, "boot"}};
+  c.user_devices = {{"/s", false, std::nullopt, "", ""}};
+  EXPECT_EQ(c.disk_id(0), "disk0");
+  EXPECT_EQ(c.disk_id(1), "boot");
+  EXPECT_EQ(c.user_device_id(0), "user0");
+  EXPECT_TRUE(c.has_device_id("boot"));
+  EXPECT_FALSE(c.has_device_id("disk1"));
+  // disk2 is free; a named "disk2" would push the next unnamed disk to disk3.
+  EXPECT_EQ(c.free_device_id("disk", 2), "disk2");
+  c.disks.push_back({"/c", false, false, "disk2"});
+  EXPECT_EQ(c.free_device_id("disk", 2), "disk3");
+}
+
+}  // namespace
+}  // namespace ioasis
