@@ -10,7 +10,8 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
+
+from api_vmm import api_vmm
 
 SKIP = 77
 
@@ -44,12 +45,7 @@ def main():
     rc, _, _ = ctl("frobnicate")
     expect(rc == 2, "exit 2 for an unknown command (%d)" % rc)
 
-    vmm = subprocess.Popen([args.ioasis, "--api-socket", sock, "--log-level", "warn"])
-    try:
-        for _ in range(100):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
+    with api_vmm(args.ioasis, sock):
         rc, out, _ = ctl("ping")
         expect(rc == 0 and out.startswith("ioasis "), "ping prints the version")
         rc, _, err = ctl("boot")
@@ -70,9 +66,6 @@ def main():
         expect(ctl("pause")[0] == 0 and "PAUSED" in ctl("info")[1], "pause")
         expect(ctl("resume")[0] == 0 and "RUNNING" in ctl("info")[1], "resume")
         expect(ctl("shutdown")[0] == 0 and "SHUTDOWN" in ctl("info")[1], "shutdown")
-    finally:
-        vmm.terminate()
-        vmm.wait(timeout=10)
     if failures:
         print("FAIL: " + "; ".join(failures))
         return 1

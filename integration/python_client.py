@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 import tempfile
+
+from api_vmm import api_vmm
 import time
 
 SKIP = 77
@@ -43,12 +45,7 @@ def main():
 
     sock = os.path.join(work, "api.sock")
     console = os.path.join(work, "console.log")
-    vmm = subprocess.Popen([args.ioasis, "--api-socket", sock, "--log-level", "warn"])
-    try:
-        for _ in range(100):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
+    with api_vmm(args.ioasis, sock) as vmm:
         stub = vm_grpc.VmStub(grpc.insecure_channel("unix:" + sock))
         ping = stub.Ping(vm_pb2.PingRequest(), timeout=10)
         assert ping.pid == vmm.pid, (ping.pid, vmm.pid)
@@ -81,9 +78,6 @@ def main():
             assert "config" in e.details(), e.details()
         print("PASS: python grpcio client drove create, boot, pause, resume, shutdown")
         return 0
-    finally:
-        vmm.terminate()
-        vmm.wait(timeout=10)
 
 
 if __name__ == "__main__":
