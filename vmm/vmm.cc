@@ -119,11 +119,15 @@ Result<void> Vmm::press_power_button() {
 Result<void> Vmm::shutdown() {
   if (state_ != VmState::kRunning && state_ != VmState::kPaused)
     return wrong_state("shut down", state_);
-  vm_->request_exit({VmExit::Kind::kShutdownRequest, 0, "shutdown requested"});
-  // The exit is handled by on_vm_exit, posted behind us; finish it now so the caller sees the
-  // final state.
-  on_vm_exit(*vm_->exit_reason());
+  stop_vm({VmExit::Kind::kShutdownRequest, 0, "shutdown requested"});
   return {};
+}
+
+void Vmm::stop_vm(VmExit why) {
+  vm_->request_exit(std::move(why));
+  // The exit is also posted to on_vm_exit behind us (where it finds the VM stopped already);
+  // handling it now lets the caller see the final state. A reason the guest latched first wins.
+  on_vm_exit(*vm_->exit_reason());
 }
 
 Result<void> Vmm::reboot() {
@@ -168,10 +172,7 @@ void Vmm::on_vm_exit(const VmExit& exit) {
 void Vmm::on_signal(int signo) {
   spdlog::info("received signal {}, stopping", signo);
   if (vm_ && (state_ == VmState::kRunning || state_ == VmState::kPaused)) {
-    vm_->request_exit({VmExit::Kind::kSignal, signo, fmt::format("received signal {}", signo)});
-    vm_->stop();
-    last_exit_ = *vm_->exit_reason();
-    set_state(VmState::kShutdown, last_exit_->detail);
+    stop_vm({VmExit::Kind::kSignal, signo, fmt::format("received signal {}", signo)});
   }
   quit(128 + signo);
 }

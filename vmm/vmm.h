@@ -85,6 +85,8 @@ class Vmm {
  private:
   void set_state(VmState state, const std::string& why);
   void on_vm_exit(const VmExit& exit);
+  // Asks the VM to stop for `why` and handles the exit at once.
+  void stop_vm(VmExit why);
   void on_signal(int signo);
   bool on_loop_thread() const;
 
