@@ -10,6 +10,7 @@
 #include <optional>
 #include <span>
 
+#include "base/fd.h"
 #include "base/result.h"
 #include "devices/vfio/vfio_user_messages.h"
 
@@ -28,6 +29,10 @@ class VfioDeviceTransport {
   virtual Result<void> region_read(uint32_t index, uint64_t offset, std::span<uint8_t> data) = 0;
   virtual Result<void> region_write(uint32_t index, uint64_t offset,
                                     std::span<const uint8_t> data) = 0;
+  // Maps `size` bytes at `offset` of mmappable region `index` (inside one of its mmap areas) into
+  // this process, shared with the device: what the guest then reads and writes there, the device
+  // sees without a trip through us.
+  virtual Result<MappedRegion> map_region(uint32_t index, uint64_t offset, uint64_t size) = 0;
   virtual Result<void> reset() = 0;
   // Set once the device can no longer be reached; the reason stays.
   virtual std::optional<Error> failure() const = 0;

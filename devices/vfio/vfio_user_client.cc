@@ -1,7 +1,9 @@
 #include "devices/vfio/vfio_user_client.h"
 
 #include <fmt/format.h>
+#include <sys/mman.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/log.h"
@@ -89,6 +91,20 @@ Result<Region> VfioUserClient::region(uint32_t index) {
 Result<VfioRegionInfo> VfioUserClient::region_info(uint32_t index) {
   IOASIS_ASSIGN_OR_RETURN(Region r, region(index));
   return std::move(r.info);  // the fd closes: a caller that mmaps asks region() instead
+}
+
+Result<MappedRegion> VfioUserClient::map_region(uint32_t index, uint64_t offset, uint64_t size) {
+  IOASIS_ASSIGN_OR_RETURN(Region r, region(index));
+  bool inside = std::any_of(r.info.mmap_areas.begin(), r.info.mmap_areas.end(), [&](auto& a) {
+    return offset >= a.offset && size <= a.size && offset - a.offset <= a.size - size;
+  });
+  if (!r.info.mmappable() || !r.fd.valid() || !inside) {
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("region {} cannot be mmapped at {:#x}+{:#x}", index, offset, size));
+  }
+  int prot = (r.info.readable() ? PROT_READ : 0) | (r.info.writable() ? PROT_WRITE : 0);
+  return MappedRegion::map(size, prot, MAP_SHARED, r.fd.get(),
+                           static_cast<off_t>(r.info.mmap_offset + offset));
 }
 
 Result<vfio_irq_info> VfioUserClient::irq_info(uint32_t index) {

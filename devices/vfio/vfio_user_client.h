@@ -65,6 +65,7 @@ class VfioUserClient final : public VfioDeviceTransport {
   Result<void> dma_map(Iova iova, const iommu::HostRange& host, iommu::Perm perm);
   // [iova, iova+size) must match one dma_map() exactly.
   Result<void> dma_unmap(Iova iova, uint64_t size);
+  Result<MappedRegion> map_region(uint32_t index, uint64_t offset, uint64_t size) override;
   Result<void> reset() override;
 
   // The isolation group the server declares in its config space, if any.
