@@ -28,6 +28,9 @@ namespace {
 // Where KVM puts the three pages of its real-mode TSS and the identity-map page on Intel hosts:
 // just below the BIOS area at the top of the 32-bit space, away from RAM and MMIO windows.
 constexpr uint64_t kKvmTssAddress = 0xfffbd000;
+// Slots for device memory (passthrough BARs); RAM uses the ones below.
+constexpr uint32_t kFirstDeviceSlot = 16;
+constexpr uint32_t kDeviceSlots = 240;
 constexpr uint64_t kKvmIdentityMapAddress = 0xfffbc000;
 
 // LAPIC LVT registers (Intel SDM vol. 3A 10.5.1): LINT0 takes the PIC's ExtINT, LINT1 the NMI,
@@ -131,6 +134,8 @@ Result<void> Vm::create_memory() {
   for (const RamRegion& r : memory.regions()) {
     IOASIS_TRY(vm_->set_memory_slot({slot++, r.gpa, r.size, r.hva}));
   }
+  // 256 slots in all: well inside the 509 the oldest supported kernels give a VM.
+  device_slots_ = KvmDeviceSlots::create(*vm_, kFirstDeviceSlot, kDeviceSlots);
   memory_.emplace(std::move(memory));
   return {};
 }

@@ -24,6 +24,7 @@
 #include "vmm/acpi/acpi.h"
 #include "vmm/boot/loader.h"
 #include "vmm/config/vm_config.h"
+#include "vmm/device_slots.h"
 #include "vmm/interrupts.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/memory/guest_memory.h"
@@ -127,6 +128,8 @@ class Vm {
   std::optional<kvm::Vm> vm_;
   std::optional<GuestMemory> memory_;
   std::unique_ptr<KvmInterrupts> interrupts_;
+  // Memory slots for passthrough BARs mapped into the guest.
+  std::shared_ptr<KvmDeviceSlots> device_slots_;
   // Declared before the devices that hold DMA views and doorbells, so they go first.
   std::unique_ptr<iommu::IoasidContext> ioasids_;
   iommu::IoasId guest_ram_ioas_;

@@ -54,7 +54,8 @@ Result<void> Vm::create_user_devices() {
     IOASIS_ASSIGN_OR_RETURN(iommu::DeviceId dma, ioasids_->join({id, group, vfio_user_backend_}));
     backend->add_device(dma, client);
 
-    auto created = devices::VfioPciDevice::create("vfio-user:" + u.socket, client, *interrupts_);
+    auto created = devices::VfioPciDevice::create("vfio-user:" + u.socket, client, *interrupts_,
+                                                  device_slots_.get());
     if (!created) return context(std::move(created).error());
     std::shared_ptr<devices::VfioPciDevice> device = std::move(*created);
     IOASIS_ASSIGN_OR_RETURN(devices::PciAddress address, pci_->add_device(device));

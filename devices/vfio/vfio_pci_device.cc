@@ -15,6 +15,31 @@ namespace {
 constexpr uint16_t kRomBar = 0x30;
 constexpr uint16_t kMsixControl = 2;  // offset of message control in the capability
 constexpr uint16_t kMsixTableSizeMask = 0x07ff;
+constexpr uint64_t kPage = 4096;
+
+struct Span {
+  uint64_t begin, end;
+};
+
+// [begin, end) cut down to whole pages, minus the pages any of `holes` touches.
+std::vector<Span> whole_pages_outside(Span area, std::span<const Span> holes) {
+  std::vector<Span> out{{(area.begin + kPage - 1) & ~(kPage - 1), area.end & ~(kPage - 1)}};
+  for (Span hole : holes) {
+    Span h{hole.begin & ~(kPage - 1), (hole.end + kPage - 1) & ~(kPage - 1)};
+    std::vector<Span> next;
+    for (Span s : out) {
+      if (h.end <= s.begin || h.begin >= s.end) {
+        next.push_back(s);
+        continue;
+      }
+      if (s.begin < h.begin) next.push_back({s.begin, h.begin});
+      if (h.end < s.end) next.push_back({h.end, s.end});
+    }
+    out = std::move(next);
+  }
+  std::erase_if(out, [](Span s) { return s.begin >= s.end; });
+  return out;
+}
 
 uint32_t get32(std::span<const uint8_t> c, uint16_t at) {
   uint32_t v;
@@ -25,7 +50,8 @@ uint32_t get32(std::span<const uint8_t> c, uint16_t at) {
 }  // namespace
 
 Result<std::unique_ptr<VfioPciDevice>> VfioPciDevice::create(
-    std::string name, std::shared_ptr<VfioDeviceTransport> device, InterruptManager& interrupts) {
+    std::string name, std::shared_ptr<VfioDeviceTransport> device, InterruptManager& interrupts,
+    DeviceMemoryMapper* mapper) {
   std::vector<uint8_t> config(pci::kConfigSpaceSize);
   IOASIS_TRY(device->region_read(VFIO_PCI_CONFIG_REGION_INDEX, 0, config));
   // The emulated part starts from the device's own identity so that reset() restores it.
@@ -35,8 +61,11 @@ Result<std::unique_ptr<VfioPciDevice>> VfioPciDevice::create(
       new VfioPciDevice(std::move(name), std::move(device), PciConfigSpace(ids)));
   IOASIS_TRY(d->setup_bars(config));
   IOASIS_TRY(d->setup_msix(config, interrupts));
-  spdlog::info("{}: PCI {:04x}:{:04x}, {} BARs, {} MSI-X vectors", d->name_, ids.vendor_id,
-               ids.device_id, d->config_.bars().size(), d->msix_ ? d->msix_->vectors() : 0);
+  d->mapper_ = mapper;
+  if (mapper) IOASIS_TRY(d->setup_direct_areas());
+  spdlog::info("{}: PCI {:04x}:{:04x}, {} BARs ({} pieces mapped into the guest), {} MSI-X vectors",
+               d->name_, ids.vendor_id, ids.device_id, d->config_.bars().size(), d->direct_.size(),
+               d->msix_ ? d->msix_->vectors() : 0);
   return d;
 }
 
@@ -77,6 +106,57 @@ Result<void> VfioPciDevice::setup_msix(std::span<const uint8_t> config,
     at = config[at + 1] & 0xfc;
   }
   return {};
+}
+
+Result<void> VfioPciDevice::setup_direct_areas() {
+  for (const PciBar& bar : config_.bars()) {
+    if (bar.is_io()) continue;
+    IOASIS_ASSIGN_OR_RETURN(VfioRegionInfo info, device_->region_info(bar.index));
+    if (!info.mmappable()) continue;
+    std::vector<Span> holes;
+    if (msix_) {
+      const MsixLayout& l = msix_->layout();
+      uint64_t vectors = msix_->vectors();
+      if (l.table_bar == bar.index)
+        holes.push_back({l.table_offset, l.table_offset + vectors * 16});
+      if (l.pba_bar == bar.index) {
+        holes.push_back({l.pba_offset, l.pba_offset + (vectors + 63) / 64 * 8});
+      }
+    }
+    for (const auto& area : info.mmap_areas) {
+      for (Span piece : whole_pages_outside({area.offset, area.offset + area.size}, holes)) {
+        IOASIS_ASSIGN_OR_RETURN(MappedRegion host, device_->map_region(bar.index, piece.begin,
+                                                                       piece.end - piece.begin));
+        direct_.push_back({bar.index, piece.begin, info.writable(), std::move(host), nullptr});
+      }
+    }
+  }
+  return {};
+}
+
+void VfioPciDevice::bar_moved(uint8_t index, uint64_t, uint64_t new_address) {
+  for (DirectArea& area : direct_) {
+    if (area.bar != index) continue;
+    area.guest.reset();
+    // A BAR smaller than a page may sit off a page boundary; it stays trapped there.
+    if (new_address == 0 || (new_address & (kPage - 1))) continue;
+    auto mapped = mapper_->map(Gpa(new_address + area.offset), {area.host.data(), area.host.size()},
+                               area.writable);
+    if (!mapped) {
+      spdlog::warn("{}: BAR {} +{:#x} stays trapped: {}", name_, index, area.offset,
+                   mapped.error().message());
+      continue;
+    }
+    area.guest = std::move(*mapped);
+  }
+}
+
+uint64_t VfioPciDevice::direct_bytes(uint8_t index) const {
+  uint64_t bytes = 0;
+  for (const DirectArea& area : direct_) {
+    if (area.bar == index && area.guest) bytes += area.host.size();
+  }
+  return bytes;
 }
 
 bool VfioPciDevice::emulated(uint16_t offset) const {

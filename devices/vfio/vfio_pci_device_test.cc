@@ -6,6 +6,8 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 
+#include <map>
+
 #include "devices/pci/pci_regs.h"
 #include "devices/vfio/vfio_user_test_util.h"
 
@@ -44,6 +46,29 @@ class Interrupts : public InterruptManager {
     return std::unique_ptr<MsiRoute>(std::move(r));
   }
   std::vector<EventFdRoute*> routes;
+};
+
+// Where the device put memory into the guest map, by guest-physical address.
+class RecordingMapper : public DeviceMemoryMapper {
+ public:
+  struct Placed {
+    std::span<uint8_t> host;
+    bool writable;
+  };
+  Result<std::unique_ptr<GuestMapping>> map(Gpa gpa, std::span<uint8_t> host,
+                                            bool writable) override {
+    placed[gpa.value] = {host, writable};
+    return std::unique_ptr<GuestMapping>(new Mapping(this, gpa.value));
+  }
+  std::map<uint64_t, Placed> placed;
+
+ private:
+  struct Mapping : GuestMapping {
+    Mapping(RecordingMapper* m, uint64_t gpa) : mapper(m), gpa(gpa) {}
+    ~Mapping() override { mapper->placed.erase(gpa); }
+    RecordingMapper* mapper;
+    uint64_t gpa;
+  };
 };
 
 class VfioPciDeviceTest : public ::testing::Test {
@@ -131,6 +156,50 @@ TEST_F(VfioPciDeviceTest, EnablingMsixHandsTheRouteEventfdToTheDeviceWhichFiresI
   ASSERT_EQ(::poll(&p, 1, 5000), 1);
   EXPECT_EQ(bar0_read32(dma_engine::kRegStatus), status_of(DmaState::kDone));
   EXPECT_STREQ(reinterpret_cast<char*>(ram.at(0x1000)), "passthrough");
+}
+
+TEST_F(VfioPciDeviceTest, MmappableBarEntersTheGuestMapWhereItDecodesAndLeavesWhenItStops) {
+  RecordingMapper mapper;
+  auto created = VfioPciDevice::create("direct", client_, interrupts_, &mapper);
+  ASSERT_TRUE(created.ok()) << created.error().message();
+  auto& d = *created;
+  // BAR0 holds the registers and the MSI-X table and is not mmappable: it stays trapped.
+  d->bar_moved(0, 0, 0xc0000000);
+  EXPECT_TRUE(mapper.placed.empty());
+
+  d->bar_moved(2, 0, 0xc0002000);
+  ASSERT_EQ(mapper.placed.count(0xc0002000), 1u);
+  auto host = mapper.placed[0xc0002000].host;
+  EXPECT_EQ(host.size(), dma_engine::kBar2Size);
+  EXPECT_TRUE(mapper.placed[0xc0002000].writable);
+  EXPECT_EQ(d->direct_bytes(2), dma_engine::kBar2Size);
+
+  // A guest store there lands in the device's own memory, with no message to the server.
+  uint32_t sum = 0;
+  for (uint32_t i = 0; i < host.size() / 4; ++i) {
+    uint32_t word = i * 2654435761u;
+    std::memcpy(host.data() + i * 4, &word, 4);
+    sum += word;
+  }
+  auto read32 = [&](uint64_t reg) {
+    uint32_t v = 0;
+    d->bar_read(0, reg, {reinterpret_cast<uint8_t*>(&v), 4});
+    return v;
+  };
+  EXPECT_EQ(read32(dma_engine::kRegBar2Sum), sum);
+  EXPECT_EQ(read32(dma_engine::kRegBar2Trapped), 0u);
+
+  d->bar_moved(2, 0xc0002000, 0xd0000000);
+  EXPECT_EQ(mapper.placed.count(0xc0002000), 0u);
+  EXPECT_EQ(mapper.placed.count(0xd0000000), 1u);
+  d->bar_moved(2, 0xd0000000, 0);
+  EXPECT_TRUE(mapper.placed.empty());
+  EXPECT_EQ(d->direct_bytes(2), 0u);
+  // Trapped accesses still work and are counted by the device.
+  uint32_t word = 0;
+  d->bar_read(2, 4, {reinterpret_cast<uint8_t*>(&word), 4});
+  EXPECT_EQ(word, 2654435761u);
+  EXPECT_EQ(read32(dma_engine::kRegBar2Trapped), 1u);
 }
 
 TEST_F(VfioPciDeviceTest, DeadDeviceReadsAllOnesAndReportsItsFailure) {

@@ -24,11 +24,15 @@ struct [[gnu::packed]] Registers {
   uint32_t status;
   uint32_t reserved;
   uint64_t completions;
+  uint32_t bar2_trapped;
+  uint32_t bar2_sum;
 };
 static_assert(offsetof(Registers, length) == kRegLength);
 static_assert(offsetof(Registers, doorbell) == kRegDoorbell);
 static_assert(offsetof(Registers, status) == kRegStatus);
 static_assert(offsetof(Registers, completions) == kRegCompletions);
+static_assert(offsetof(Registers, bar2_trapped) == kRegBar2Trapped);
+static_assert(offsetof(Registers, bar2_sum) == kRegBar2Sum);
 
 std::vector<uint8_t> msix_capability() {
   // PCI LB 3.0 6.8.2: table size field 0 means one vector; table and PBA in BAR0.
@@ -84,7 +88,8 @@ void DmaEngine::bar0_read(uint64_t offset, std::span<uint8_t> data) {
   std::memset(data.data(), 0, data.size());
   std::lock_guard lock(mu_);
   if (offset + data.size() <= sizeof(Registers)) {
-    Registers r{src_, dst_, length_, 0, status_locked(), 0, completions_};
+    Registers r{src_, dst_,         length_,       0,         status_locked(),
+                0,    completions_, bar2_trapped_, bar2_sum()};
     std::memcpy(data.data(), reinterpret_cast<uint8_t*>(&r) + offset, data.size());
   } else if (offset >= kMsixTable && offset + data.size() <= kMsixTable + sizeof(msix_table_)) {
     std::memcpy(data.data(), msix_table_ + (offset - kMsixTable), data.size());
@@ -177,7 +182,7 @@ void DmaEngine::reset() {
   // A running copy is let finish: its memory is still mapped and stopping halfway helps nobody.
   cv_.wait(lock, [&] { return state_ != DmaState::kBusy || stopping_; });
   src_ = dst_ = completions_ = 0;
-  length_ = 0;
+  length_ = bar2_trapped_ = 0;
   state_ = DmaState::kIdle;
   error_ = DmaError::kNone;
   std::memset(msix_table_, 0, sizeof(msix_table_));
@@ -186,10 +191,24 @@ void DmaEngine::reset() {
 
 void DmaEngine::bar2_read(uint64_t offset, std::span<uint8_t> data) {
   std::memcpy(data.data(), bar2_.data() + offset, data.size());
+  std::lock_guard lock(mu_);
+  ++bar2_trapped_;
 }
 
 void DmaEngine::bar2_write(uint64_t offset, std::span<const uint8_t> data) {
   std::memcpy(bar2_.data() + offset, data.data(), data.size());
+  std::lock_guard lock(mu_);
+  ++bar2_trapped_;
+}
+
+uint32_t DmaEngine::bar2_sum() const {
+  uint32_t sum = 0;
+  for (uint64_t at = 0; at < kBar2Size; at += 4) {
+    uint32_t word;
+    std::memcpy(&word, bar2_.data() + at, 4);
+    sum += word;
+  }
+  return sum;
 }
 
 void DmaEngine::config_read(uint64_t offset, std::span<uint8_t> data) {

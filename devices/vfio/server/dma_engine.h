@@ -12,8 +12,12 @@
 //   0x14  DOORBELL     u32  wo   writing 1 starts the copy
 //   0x18  STATUS       u32  ro   bits 0-7 state (DmaState), bits 8-15 error (DmaError)
 //   0x20  COMPLETIONS  u64  ro   copies finished, with or without error
+//   0x28  BAR2_TRAPPED u32  ro   BAR2 accesses that came as REGION_READ/WRITE messages
+//   0x2c  BAR2_SUM     u32  ro   the sum of BAR2's little-endian u32 words, mod 2^32
 //   0x1000 MSI-X table (one vector), 0x1800 MSI-X PBA
-// BAR2 (32-bit memory, 4 KiB): plain scratch memory, mmappable through the region's fd.
+// BAR2 (32-bit memory, 4 KiB): plain scratch memory, mmappable through the region's fd. The two
+// BAR2 registers let a guest check that its stores reach the device's memory directly: the sum
+// follows them, the trapped count does not.
 //
 // A copy runs on the engine's own thread; STATUS reads busy meanwhile and a doorbell then is
 // refused with kBusy. Each finished copy raises MSI-X vector 0.
@@ -45,6 +49,8 @@ inline constexpr uint64_t kRegLength = 0x10;
 inline constexpr uint64_t kRegDoorbell = 0x14;
 inline constexpr uint64_t kRegStatus = 0x18;
 inline constexpr uint64_t kRegCompletions = 0x20;
+inline constexpr uint64_t kRegBar2Trapped = 0x28;
+inline constexpr uint64_t kRegBar2Sum = 0x2c;
 inline constexpr uint64_t kMsixTable = 0x1000;
 inline constexpr uint64_t kMsixPba = 0x1800;
 inline constexpr uint32_t kMaxLength = 64u << 20;
@@ -93,6 +99,7 @@ class DmaEngine {
   void run();
   void start_copy();
   uint32_t status_locked() const;
+  uint32_t bar2_sum() const;
 
   PciConfigSpace config_;
   DmaRegions dma_;
@@ -107,6 +114,7 @@ class DmaEngine {
   DmaError error_ = DmaError::kNone;
   bool queued_ = false;
   bool stopping_ = false;
+  uint32_t bar2_trapped_ = 0;
   uint8_t msix_table_[16] = {};
   UniqueFd msix_fd_;
   std::thread worker_;
