@@ -16,7 +16,10 @@ bash scripts/build.sh build
 
 if ((!quick)); then
   # The IOAS lookup path takes no global lock: its tests run again under ThreadSanitizer.
-  bash iommu/tsan.sh --gtest_brief=1
+  bash scripts/sanitized-test.sh thread iommu/iommu_test --gtest_brief=1
+  # vfio-user peers that die, stall or lie, and DMA racing unmaps, under ASan and UBSan: nothing
+  # outside mapped memory is touched.
+  bash scripts/sanitized-test.sh address devices/vfio/vfio_user_test --gtest_brief=1
   # Everything that parses untrusted bytes, fuzzed with ASan and UBSan for a bounded time.
   bash fuzz/run.sh "${IOASIS_FUZZ_SECONDS:-30}"
 fi
