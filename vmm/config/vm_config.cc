@@ -113,11 +113,10 @@ Result<KernelDeviceConfig> KernelDeviceConfig::parse(std::string_view spec) {
   d.ioas = opts.count("ioas") ? opts["ioas"] : "";
   d.id = opts.count("id") ? opts["id"] : "";
   if (d.iommu && !d.ioas.empty()) {
-    return Error(
-        Errc::kInvalidArgument,
-        fmt::format("--device '{}': ioas= and iommu=on exclude each other: behind the "
-                    "virtio-iommu the guest chooses the address space",
-                    spec));
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("--device '{}': ioas= and iommu=on exclude each other: behind the "
+                             "virtio-iommu the guest chooses the address space",
+                             spec));
   }
   return d;
 }
@@ -192,9 +191,9 @@ Result<void> VmConfig::validate() const {
   for (const KernelDeviceConfig& d : kernel_devices) {
     if (!d.ioas.empty() &&
         std::find(address_spaces.begin(), address_spaces.end(), d.ioas) == address_spaces.end()) {
-      return Error(Errc::kInvalidArgument,
-                   fmt::format("--device path={}: ioas={} names no --ioas id={}", d.path, d.ioas,
-                               d.ioas));
+      return Error(
+          Errc::kInvalidArgument,
+          fmt::format("--device path={}: ioas={} names no --ioas id={}", d.path, d.ioas, d.ioas));
     }
   }
   for (size_t i = 0; i < address_spaces.size(); ++i) {
