@@ -118,9 +118,15 @@ Result<VmConfig> from_proto(const v1::VmConfig& in) {
     if (u.group()) d.group = u.group();
     c.user_devices.push_back(d);
   }
-  if (in.vfio_devices_size()) {
-    return Error(Errc::kUnsupported,
-                 "config.vfio_devices: kernel VFIO needs /dev/vfio, which this host does not have");
+  for (int i = 0; i < in.vfio_devices_size(); ++i) {
+    const v1::VfioDeviceConfig& v = in.vfio_devices(i);
+    if (v.path().empty())
+      return bad_field(fmt::format("config.vfio_devices[{}].path", i), "required");
+    if (v.iommu() && !v.ioas().empty()) {
+      return bad_field(fmt::format("config.vfio_devices[{}].ioas", i),
+                       "excludes iommu: the guest chooses");
+    }
+    c.kernel_devices.push_back({v.path(), v.iommu(), v.ioas(), v.id()});
   }
   for (const std::string& name : in.address_spaces()) c.address_spaces.push_back(name);
   IOASIS_TRY(c.validate());
@@ -166,6 +172,13 @@ v1::VmConfig to_proto(const VmConfig& in) {
     dev->set_group(u.group.value_or(0));
     dev->set_ioas(u.ioas);
     dev->set_id(u.id);
+  }
+  for (const KernelDeviceConfig& k : in.kernel_devices) {
+    auto* dev = out.add_vfio_devices();
+    dev->set_path(k.path);
+    dev->set_iommu(k.iommu);
+    dev->set_ioas(k.ioas);
+    dev->set_id(k.id);
   }
   for (const std::string& name : in.address_spaces) out.add_address_spaces(name);
   return out;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The ioasis command line: errors name the bad flag and value, --version and --help answer, a bad
-kernel is a clear error, and SIGTERM stops a running VM cleanly with status 128+15.
+kernel or an unopenable --device is a clear error, and SIGTERM stops a running VM cleanly with status 128+15.
 
 usage: cli_test.py --ioasis PATH --testguest PATH
 """
@@ -39,7 +39,9 @@ def main():
     for flag, value, named in [("--memory", "size=12Q", "size=12Q"), ("--memory", "colour=1", "colour"),
                                ("--cpus", "boot=0", "boot=0"), ("--serial", "tty", "tty"),
                                ("--cpu-features", "-warp_drive", "warp_drive"), ("--disk", "readonly=on", "path="),
-                               ("--user-device", "socket=/x,group=z", "group=z"), ("--log-level", "loud", "loud")]:
+                               ("--user-device", "socket=/x,group=z", "group=z"), ("--log-level", "loud", "loud"),
+                               ("--device", "path=", "path="), ("--device", "path=/dev/vfio/devices/vfio0,bus=1", "bus"),
+                               ("--device", "path=/dev/vfio/devices/vfio0,iommu=on,ioas=a", "exclude each other")]:
         r = run("--kernel", args.testguest, flag, value)
         expect(r.returncode == 2 and named in r.stderr, "%s %s is refused naming '%s' (%d: %s)" %
                (flag, value, named, r.returncode, r.stderr.strip()))
@@ -60,6 +62,15 @@ def main():
         r = run("--kernel", args.testguest, "--memory", "size=4M", "--initramfs", big, "--cmdline", "test=boot")
         expect(r.returncode == 1 and "big.cpio" in r.stderr, "an initramfs larger than RAM is a clear error (%s)" %
                r.stderr.strip())
+
+        # Kernel VFIO devices that cannot be opened stop the VM before it starts, naming the path
+        # and the reason (this is the case on hosts without VFIO or without that device).
+        for dev in ["/dev/vfio/devices/vfio9999", "/sys/bus/pci/devices/0000:ff:1f.7"]:
+            r = run("--kernel", args.testguest, "--memory", "size=64M", "--device", "path=" + dev)
+            expect(r.returncode == 1 and ("--device path=" + dev) in r.stderr and
+                   "No such file or directory" in r.stderr,
+                   "--device path=%s that cannot be opened is a clear error (%d: %s)" %
+                   (dev, r.returncode, r.stderr.strip()))
 
         console = os.path.join(work, "console.log")
         p = subprocess.Popen([args.ioasis, "--kernel", args.testguest, "--cmdline", "test=heartbeat period_ms=20",

@@ -76,8 +76,39 @@ def main():
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e.code()
             assert "config" in e.details(), e.details()
-        print("PASS: python grpcio client drove create, boot, pause, resume, shutdown")
-        return 0
+
+    # Kernel VFIO devices: accepted in the config and by AddVfio, opened at Boot; on a host
+    # without the device, Boot fails naming the path and the reason.
+    dev_pb2 = importlib.import_module("ioasis.v1.devices_pb2")
+    dev_grpc = importlib.import_module("ioasis.v1.devices_pb2_grpc")
+    missing = "/dev/vfio/devices/vfio9999"
+    with api_vmm(args.ioasis, os.path.join(work, "api2.sock")) as vmm:
+        channel = grpc.insecure_channel("unix:" + os.path.join(work, "api2.sock"))
+        stub = vm_grpc.VmStub(channel)
+        devices = dev_grpc.DevicesStub(channel)
+        config = vm_pb2.VmConfig(kernel=args.testguest, memory_bytes=64 << 20,
+                                 serial=vm_pb2.SerialConfig(mode=vm_pb2.SerialConfig.MODE_OFF),
+                                 vfio_devices=[dev_pb2.VfioDeviceConfig(path=missing)])
+        stub.Create(vm_pb2.CreateRequest(config=config), timeout=10)
+        added = devices.AddVfio(dev_pb2.AddVfioRequest(
+            device=dev_pb2.VfioDeviceConfig(path="/sys/bus/pci/devices/0000:ff:1f.7")), timeout=10)
+        assert added.id == "vfio1", added
+        listed = devices.List(dev_pb2.ListDevicesRequest(), timeout=10)
+        kinds = sorted((d.id, d.kind) for d in listed.devices)
+        assert kinds == [("vfio0", "vfio"), ("vfio1", "vfio")], kinds
+        try:
+            devices.AddVfio(dev_pb2.AddVfioRequest(device=dev_pb2.VfioDeviceConfig()), timeout=10)
+            raise AssertionError("AddVfio without a path succeeded")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e.code()
+        try:
+            stub.Boot(vm_pb2.BootRequest(), timeout=30)
+            raise AssertionError("Boot with a missing VFIO device succeeded")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.FAILED_PRECONDITION, (e.code(), e.details())
+            assert missing in e.details() and "No such file" in e.details(), e.details()
+    print("PASS: python grpcio client drove create, boot, pause, resume, shutdown, AddVfio")
+    return 0
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ constexpr int kExitVmmError = 1;
 struct CliArgs {
   std::string kernel, initramfs, cmdline, memory = "size=512M", cpus = "boot=1", serial = "stdio";
   std::string cpu_features = "host", log_level = "info", api_socket, iommu = "off";
-  std::vector<std::string> disks, user_devices, address_spaces;
+  std::vector<std::string> disks, user_devices, kernel_devices, address_spaces;
 };
 
 ioasis::Result<ioasis::VmConfig> to_config(const CliArgs& a) {
@@ -50,6 +50,11 @@ ioasis::Result<ioasis::VmConfig> to_config(const CliArgs& a) {
   for (const std::string& spec : a.user_devices) {
     IOASIS_ASSIGN_OR_RETURN(ioasis::UserDeviceConfig dev, ioasis::UserDeviceConfig::parse(spec));
     c.user_devices.push_back(std::move(dev));
+  }
+  for (const std::string& spec : a.kernel_devices) {
+    IOASIS_ASSIGN_OR_RETURN(ioasis::KernelDeviceConfig dev,
+                            ioasis::KernelDeviceConfig::parse(spec));
+    c.kernel_devices.push_back(std::move(dev));
   }
   for (const std::string& spec : a.address_spaces) {
     IOASIS_ASSIGN_OR_RETURN(auto opts, ioasis::parse_options("--ioas", spec, {"id"}));
@@ -86,6 +91,9 @@ int main(int argc, char** argv) {
   app.add_option("--user-device", a.user_devices,
                  "vfio-user device: socket=PATH[,iommu=on][,group=G][,ioas=NAME][,id=ID] "
                  "(repeatable)");
+  app.add_option("--device", a.kernel_devices,
+                 "Kernel VFIO device: path=/dev/vfio/devices/vfioN|/sys/bus/pci/devices/BDF"
+                 "[,iommu=on][,ioas=NAME][,id=ID] (repeatable)");
   app.add_option("--ioas", a.address_spaces,
                  "Host-managed address space for devices' ioas=NAME: id=NAME (repeatable)");
   app.add_option("--disk", a.disks,

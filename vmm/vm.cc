@@ -98,6 +98,7 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config, asio::io_context&
   if (config.wants_iommu()) IOASIS_TRY(vm->create_viommu());
   IOASIS_TRY(vm->create_address_spaces());
   IOASIS_TRY(vm->create_user_devices());
+  IOASIS_TRY(vm->create_kernel_devices());
   IOASIS_TRY(vm->create_disks());
   if (vm->viommu_) IOASIS_TRY(vm->add_viommu_endpoints());
   IOASIS_TRY(vm->write_acpi_tables());

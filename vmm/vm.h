@@ -31,6 +31,10 @@
 #include "vmm/vcpu.h"
 #include "vmm/vm_exit.h"
 
+namespace ioasis::devices {
+class KernelVfio;
+}
+
 namespace ioasis {
 
 // A device of the running VM, as the API lists it.
@@ -100,6 +104,8 @@ class Vm {
   // --ioas address spaces and --user-device functions (vm_passthrough.cc).
   Result<void> create_address_spaces();
   Result<void> create_user_devices();
+  // --device functions held by the host kernel's VFIO driver (vm_passthrough.cc).
+  Result<void> create_kernel_devices();
   // Where a device that is not behind the virtio-iommu starts: a named address space or guest-ram.
   Result<iommu::IoasId> initial_ioas(const std::string& name) const;
   // The virtio-iommu function, placed before the devices it translates for.
@@ -154,6 +160,7 @@ class Vm {
   std::vector<DeviceRecord> devices_;
   std::map<std::string, iommu::IoasId> named_ioas_;
   std::shared_ptr<iommu::DmaBackend> vfio_user_backend_;
+  std::shared_ptr<devices::KernelVfio> kernel_vfio_;  // opened with the first --device
   std::vector<std::shared_ptr<devices::PciDevice>> passthrough_;
   FaultObserver fault_observer_;
 

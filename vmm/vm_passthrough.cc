@@ -1,9 +1,9 @@
-// Passed-through PCI functions: vfio-user devices, and the host-managed address spaces they may
-// join instead of guest-ram. Kernel VFIO devices (cdev + iommufd, group + type1) would join the
-// same way through their own transport and DMA backend; this host has no /dev/vfio.
+// Passed-through PCI functions: vfio-user devices, kernel VFIO devices (cdev + iommufd, group +
+// type1), and the host-managed address spaces they may join instead of guest-ram.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "devices/vfio/kernel_vfio_device.h"
 #include "devices/vfio/vfio_pci_device.h"
 #include "devices/vfio/vfio_user_client.h"
 #include "devices/vfio/vfio_user_dma_backend.h"
@@ -72,6 +72,37 @@ Result<void> Vm::create_user_devices() {
                  u.iommu ? " behind the virtio-iommu" : "");
     passthrough_.push_back(device);
     devices_.push_back({id, "vfio-user", address.to_string(), u.iommu, "", dma,
+                        [device] { return device->failure(); }});
+  }
+  return {};
+}
+
+Result<void> Vm::create_kernel_devices() {
+  for (size_t i = 0; i < config_.kernel_devices.size(); ++i) {
+    const KernelDeviceConfig& k = config_.kernel_devices[i];
+    std::string id = config_.kernel_device_id(i);
+    auto context = [&](Error e) { return e.context(fmt::format("--device path={}", k.path)); };
+
+    if (!kernel_vfio_) {
+      kernel_vfio_ = std::make_shared<devices::KernelVfio>(iommu::KernelIo::system(), *ioasids_);
+    }
+    auto opened = kernel_vfio_->open(k.path, id);
+    if (!opened) return context(std::move(opened).error());
+    auto created = devices::VfioPciDevice::create("vfio:" + k.path, opened->device, *interrupts_);
+    if (!created) return context(std::move(created).error());
+    std::shared_ptr<devices::VfioPciDevice> device = std::move(*created);
+    IOASIS_ASSIGN_OR_RETURN(devices::PciAddress address, pci_->add_device(device));
+    iommu::DeviceId dma = opened->dma;
+    if (k.iommu) {
+      IOASIS_TRY(iommu_endpoints_->add(address.bdf(), dma));
+    } else {
+      IOASIS_ASSIGN_OR_RETURN(iommu::IoasId ioas, initial_ioas(k.ioas));
+      if (auto r = ioasids_->attach(dma, ioas); !r) return context(std::move(r).error());
+    }
+    spdlog::info("{} (vfio {}) at PCI {}, IOMMU group {}{}", id, k.path, address.to_string(),
+                 opened->kernel_group, k.iommu ? " behind the virtio-iommu" : "");
+    passthrough_.push_back(device);
+    devices_.push_back({id, "vfio", address.to_string(), k.iommu, "", dma,
                         [device] { return device->failure(); }});
   }
   return {};

@@ -191,50 +191,121 @@ TEST_F(IommufdBackendTest, KernelRefusalSurfacesAsAnErrorAndMapsNothing) {
 
 // ---- VFIO type1 backend through the context ----
 
-TEST(VfioType1Backend, GroupMembersShareOneContainerThatMirrorsTheMappings) {
-  FakeKernel fake;
-  fake.add_vfio_device("/dev/vfio/devices/vfio0", 5);
-  fake.add_vfio_device("/dev/vfio/devices/vfio1", 5);
-  auto backend = std::make_shared<VfioType1Backend>(fake);
-  IoasidContext ctx;
-  DeviceId a = *ctx.join(DeviceSpec{"fn0", GroupId{5}, backend});
-  DeviceId b = *ctx.join(DeviceSpec{"fn1", GroupId{5}, backend});
-  ASSERT_TRUE(backend->add_device(a, "/dev/vfio/5").ok());
-  ASSERT_TRUE(backend->add_device(b, "/dev/vfio/5").ok());
-  IoasId x = *ctx.create_ioas(IoasKind::kHostManaged);
-  ASSERT_TRUE(ctx.map(x, Iova(0x100000), HostRange{Hva(0x7f0000000000), 0x2000}, Perm::kRead).ok());
-  ASSERT_TRUE(ctx.attach(a, x).ok());
-  ASSERT_TRUE(ctx.attach(b, x).ok());
-  auto container = fake.group_container(5);
-  ASSERT_TRUE(container.has_value());
-  ASSERT_EQ(fake.container_mappings(*container)->size(), 1u);
-  EXPECT_EQ(fake.container_mappings(*container)->begin()->second.flags,
-            uint32_t{VFIO_DMA_MAP_FLAG_READ});
-  ASSERT_TRUE(ctx.unmap(x, Iova(0x100000), 0x2000).ok());
-  EXPECT_TRUE(fake.container_mappings(*container)->empty());
-  ASSERT_TRUE(ctx.detach(a).ok());
-  EXPECT_TRUE(fake.group_container(5).has_value());  // fn1 still uses it
-  ASSERT_TRUE(ctx.detach(b).ok());
-  EXPECT_FALSE(fake.group_container(5).has_value());
-  EXPECT_FALSE(backend->has_container(x));
+class VfioType1BackendTest : public ::testing::Test {
+ protected:
+  VfioType1BackendTest() : backend_(std::make_shared<VfioType1Backend>(fake_)) {
+    fake_.add_vfio_device("/dev/vfio/devices/vfio0", 5, "0000:00:04.0");
+    fake_.add_vfio_device("/dev/vfio/devices/vfio1", 5, "0000:00:04.1");
+    fake_.add_vfio_device("/dev/vfio/devices/vfio2", 6, "0000:00:05.0");
+  }
+  DeviceId add(const std::string& name, int group) {
+    DeviceId d = *ctx_.join(DeviceSpec{name, GroupId{static_cast<uint64_t>(group)}, backend_});
+    std::string path = "/dev/vfio/" + std::to_string(group);
+    EXPECT_TRUE(backend_->add_device(d, path).ok());
+    return d;
+  }
+  // What VFIO_GROUP_GET_DEVICE_FD answers for `name` of `group`: an fd or -errno.
+  int open_device(int group, const char* name) {
+    int gfd = *backend_->group_fd("/dev/vfio/" + std::to_string(group));
+    return fake_.ioctl(gfd, VFIO_GROUP_GET_DEVICE_FD, const_cast<char*>(name));
+  }
+  const FakeKernel::Mappings& container(int group) {
+    return *fake_.container_mappings(*fake_.group_container(group));
+  }
+
+  FakeKernel fake_;
+  std::shared_ptr<VfioType1Backend> backend_;
+  IoasidContext ctx_;
+};
+
+TEST_F(VfioType1BackendTest, AddingADeviceGivesItsGroupAContainerSoTheDeviceCanBeOpened) {
+  add("fn0", 5);
+  ASSERT_TRUE(fake_.group_container(5).has_value());
+  int fd = open_device(5, "0000:00:04.0");
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(open_device(5, "0000:00:09.0"), -ENODEV);
+  EXPECT_TRUE(container(5).empty());  // nothing reachable before an attach
 }
 
-TEST(VfioType1Backend, ReplaceMovesTheGroupToTheTargetContainer) {
-  FakeKernel fake;
-  fake.add_vfio_device("/dev/vfio/devices/vfio0", 6);
-  auto backend = std::make_shared<VfioType1Backend>(fake);
-  IoasidContext ctx;
-  DeviceId a = *ctx.join(DeviceSpec{"nic", GroupId{6}, backend});
-  ASSERT_TRUE(backend->add_device(a, "/dev/vfio/6").ok());
-  IoasId x = *ctx.create_ioas(IoasKind::kHostManaged);
-  IoasId y = *ctx.create_ioas(IoasKind::kHostManaged);
+TEST_F(VfioType1BackendTest, GroupMembersShareOneContainerThatMirrorsTheMappings) {
+  DeviceId a = add("fn0", 5), b = add("fn1", 5);
+  ASSERT_GE(open_device(5, "0000:00:04.0"), 0);
+  IoasId x = *ctx_.create_ioas(IoasKind::kHostManaged);
   ASSERT_TRUE(
-      ctx.map(y, Iova(0x100000), HostRange{Hva(0x7f0000000000), 0x1000}, Perm::kReadWrite).ok());
-  ASSERT_TRUE(ctx.attach(a, x).ok());
-  ASSERT_TRUE(ctx.replace(a, y).ok());
-  EXPECT_FALSE(backend->has_container(x));
-  EXPECT_TRUE(backend->has_container(y));
-  EXPECT_EQ(fake.container_mappings(*fake.group_container(6))->size(), 1u);
+      ctx_.map(x, Iova(0x100000), HostRange{Hva(0x7f0000000000), 0x2000}, Perm::kRead).ok());
+  ASSERT_TRUE(ctx_.attach(a, x).ok());
+  ASSERT_TRUE(ctx_.attach(b, x).ok());
+  ASSERT_EQ(container(5).size(), 1u);
+  EXPECT_EQ(container(5).begin()->second.flags, uint32_t{VFIO_DMA_MAP_FLAG_READ});
+  ASSERT_TRUE(ctx_.unmap(x, Iova(0x100000), 0x2000).ok());
+  EXPECT_TRUE(container(5).empty());
+  ASSERT_TRUE(
+      ctx_.map(x, Iova(0x200000), HostRange{Hva(0x7f0000000000), 0x1000}, Perm::kRead).ok());
+  ASSERT_TRUE(ctx_.detach(a).ok());
+  EXPECT_EQ(container(5).size(), 1u);  // fn1 still uses it
+  // The last detach empties the container but keeps the group in it: its device fd is open.
+  ASSERT_TRUE(ctx_.detach(b).ok());
+  EXPECT_TRUE(fake_.group_container(5).has_value());
+  EXPECT_TRUE(container(5).empty());
+  EXPECT_FALSE(backend_->group_ioas("/dev/vfio/5").has_value());
+}
+
+TEST_F(VfioType1BackendTest, ReplaceRefillsTheContainerWithoutUnsettingTheOpenGroup) {
+  DeviceId a = add("nic", 6);
+  ASSERT_GE(open_device(6, "0000:00:05.0"), 0);
+  IoasId x = *ctx_.create_ioas(IoasKind::kHostManaged);
+  IoasId y = *ctx_.create_ioas(IoasKind::kHostManaged);
+  ASSERT_TRUE(
+      ctx_.map(x, Iova(0x300000), HostRange{Hva(0x7f0000010000), 0x1000}, Perm::kRead).ok());
+  ASSERT_TRUE(
+      ctx_.map(y, Iova(0x100000), HostRange{Hva(0x7f0000000000), 0x1000}, Perm::kReadWrite).ok());
+  int before = *fake_.group_container(6);
+  ASSERT_TRUE(ctx_.attach(a, x).ok());
+  ASSERT_TRUE(ctx_.replace(a, y).ok());
+  EXPECT_EQ(*fake_.group_container(6), before);
+  ASSERT_EQ(container(6).size(), 1u);
+  EXPECT_EQ(container(6).begin()->first, 0x100000u);
+  EXPECT_EQ(backend_->group_ioas("/dev/vfio/6"), y);
+}
+
+TEST_F(VfioType1BackendTest, TwoGroupsOnOneAddressSpaceGetTheSameMappingsInTwoContainers) {
+  DeviceId a = add("fn0", 5), c = add("other", 6);
+  IoasId x = *ctx_.create_ioas(IoasKind::kHostManaged);
+  ASSERT_TRUE(
+      ctx_.map(x, Iova(0x100000), HostRange{Hva(0x7f0000000000), 0x2000}, Perm::kRead).ok());
+  ASSERT_TRUE(ctx_.attach(a, x).ok());
+  // The context replays only to a backend new to x; the backend fills the second container.
+  ASSERT_TRUE(ctx_.attach(c, x).ok());
+  EXPECT_NE(*fake_.group_container(5), *fake_.group_container(6));
+  EXPECT_EQ(container(5).size(), 1u);
+  ASSERT_EQ(container(6).size(), 1u);
+  ASSERT_TRUE(
+      ctx_.map(x, Iova(0x400000), HostRange{Hva(0x7f0000000000), 0x1000}, Perm::kRead).ok());
+  EXPECT_EQ(container(5).size(), 2u);
+  EXPECT_EQ(container(6).size(), 2u);
+  EXPECT_EQ(ctx_.stats().pinned_bytes, 0x2000u);  // one pin however many containers
+  ASSERT_TRUE(ctx_.detach(a).ok());
+  ASSERT_TRUE(ctx_.detach(c).ok());
+  // Back on x after everyone left: the context's replay is the only fill, no duplicate.
+  ASSERT_TRUE(ctx_.attach(c, x).ok());
+  EXPECT_EQ(container(6).size(), 2u);
+}
+
+TEST(FakeVfioRules, GetDeviceFdNeedsAnIommuAndUnsetContainerIsBusyWhileADeviceIsOpen) {
+  FakeKernel fake;
+  fake.add_vfio_device("/dev/vfio/devices/vfio0", 7, "0000:00:06.0");
+  int group = fake.open("/dev/vfio/7", O_RDWR);
+  int container = fake.open("/dev/vfio/vfio", O_RDWR);
+  char name[] = "0000:00:06.0";
+  EXPECT_EQ(fake.ioctl(group, VFIO_GROUP_GET_DEVICE_FD, name), -EINVAL);  // no container
+  ASSERT_EQ(fake.ioctl(group, VFIO_GROUP_SET_CONTAINER, &container), 0);
+  EXPECT_EQ(fake.ioctl(group, VFIO_GROUP_GET_DEVICE_FD, name), -EINVAL);  // no IOMMU yet
+  ASSERT_EQ(fake.ioctl(container, VFIO_SET_IOMMU, reinterpret_cast<void*>(VFIO_TYPE1v2_IOMMU)), 0);
+  int device = fake.ioctl(group, VFIO_GROUP_GET_DEVICE_FD, name);
+  ASSERT_GE(device, 0);
+  EXPECT_EQ(fake.ioctl(group, VFIO_GROUP_UNSET_CONTAINER, nullptr), -EBUSY);
+  fake.close(device);
+  EXPECT_EQ(fake.ioctl(group, VFIO_GROUP_UNSET_CONTAINER, nullptr), 0);
 }
 
 TEST(VfioType1Backend, MissingGroupNodeIsAnError) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,6 +21,17 @@ class SystemKernelIo final : public KernelIo {
     return r < 0 ? -errno : r;
   }
   void close(int fd) override { ::close(fd); }
+  ssize_t pread(int fd, void* buf, size_t count, uint64_t offset) override {
+    ssize_t r = ::pread(fd, buf, count, static_cast<off_t>(offset));
+    return r < 0 ? -errno : r;
+  }
+  ssize_t pwrite(int fd, const void* buf, size_t count, uint64_t offset) override {
+    ssize_t r = ::pwrite(fd, buf, count, static_cast<off_t>(offset));
+    return r < 0 ? -errno : r;
+  }
+  Result<MappedRegion> mmap(int fd, uint64_t offset, size_t length, int prot) override {
+    return MappedRegion::map(length, prot, MAP_SHARED, fd, static_cast<off_t>(offset));
+  }
 };
 
 }  // namespace

@@ -2,9 +2,14 @@
 // fake of the uAPI (iommu/testing/fake_kernel.h) where the kernel would be.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <utility>
 
+#include "base/fd.h"
 #include "base/result.h"
 
 namespace ioasis::iommu {
@@ -16,6 +21,12 @@ class KernelIo {
   virtual int open(const char* path, int flags) = 0;
   virtual int ioctl(int fd, unsigned long request, void* arg) = 0;
   virtual void close(int fd) = 0;
+  // Region access on a VFIO device fd: `offset` is the region's offset from
+  // VFIO_DEVICE_GET_REGION_INFO plus the offset inside the region.
+  virtual ssize_t pread(int fd, void* buf, size_t count, uint64_t offset) = 0;
+  virtual ssize_t pwrite(int fd, const void* buf, size_t count, uint64_t offset) = 0;
+  // A shared mapping of `length` bytes of `fd` at `offset`.
+  virtual Result<MappedRegion> mmap(int fd, uint64_t offset, size_t length, int prot) = 0;
 
   // The real kernel.
   static KernelIo& system();

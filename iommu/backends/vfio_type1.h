@@ -1,7 +1,16 @@
-// DMA through legacy VFIO: a container (/dev/vfio/vfio) with the type1 IOMMU per address space,
-// VFIO groups (/dev/vfio/N) set into the container of the address space their devices use. The
-// kernel pins per container, so the same page in two containers is pinned twice there; our own
-// accounting still counts it once.
+// DMA through legacy VFIO: VFIO groups (/dev/vfio/N) and type1 containers (/dev/vfio/vfio).
+//
+// The kernel's rules shape this backend: VFIO_GROUP_GET_DEVICE_FD needs the group set into a
+// container whose IOMMU is set, and VFIO_GROUP_UNSET_CONTAINER fails with EBUSY while a device fd
+// of the group is open. So a group cannot move between containers once its device is in use.
+// Instead each group gets a container of its own when its first device is added and keeps it for
+// life; attaching the group's devices to an address space makes that container mirror the
+// address space (emptied, then refilled), detaching the last of them empties it.
+//
+// Two groups on one address space therefore have two containers with the same mappings: the
+// kernel pins (and charges RLIMIT_MEMLOCK for) those pages once per container, while our own
+// accounting counts them once. Moving a group is an unmap of everything then a replay, not
+// atomic as an iommufd replace is: the group's DMA faults in between.
 #pragma once
 
 #include <map>
@@ -22,36 +31,44 @@ class VfioType1Backend final : public DmaBackend {
                                                  kPageSize})
       : io_(io), aperture_(aperture) {}
 
-  // Declares `device` a member of the VFIO group at `group_path`; the group is opened once.
+  // Declares `device` a member of the VFIO group at `group_path`. The group is opened and set
+  // into a container of its own (with the type1v2 IOMMU) the first time, so that its device fds
+  // can be opened right away; the container holds no mapping until a device is attached.
   Result<void> add_device(DeviceId device, const std::string& group_path);
+  // The group fd of `group_path` (added before), for VFIO_GROUP_GET_DEVICE_FD.
+  Result<int> group_fd(const std::string& group_path) const;
 
   Aperture aperture(DeviceId) const override { return aperture_; }
-  // Moving a group between containers is an unset then a set: not atomic, unlike iommufd.
   Result<void> attach(DeviceId device, IoasId ioas) override;
   Result<void> detach(DeviceId device, IoasId ioas) override;
   Result<void> map(IoasId ioas, const DmaMapping& mapping) override;
   Result<void> unmap(IoasId ioas, Iova iova, uint64_t length) override;
 
-  bool has_container(IoasId ioas) const { return containers_.count(ioas.value) != 0; }
+  // The address space whose mappings the container of `group_path` mirrors, if any.
+  std::optional<IoasId> group_ioas(const std::string& group_path) const;
 
  private:
   struct Group {
     KernelFd fd;
-    std::optional<uint32_t> ioas;  // whose container the group is set into
+    KernelFd container;            // set into it at add_device, for the group's lifetime
+    std::optional<uint32_t> ioas;  // whose mappings the container mirrors
     std::set<uint32_t> attached;   // member devices attached
   };
-  struct Container {
-    KernelFd fd;
-    bool iommu_set = false;
-  };
-  Result<Container*> container_for(IoasId ioas);
-  Result<void> leave_container(Group& group);
+  Result<KernelFd> open_container();
+  Result<void> map_into(Group& group, const DmaMapping& m);
+  Result<void> unmap_from(Group& group, Iova iova, uint64_t length);
+  // Empties the group's container and stops it mirroring anything.
+  Result<void> leave(Group& group);
+  bool has_group_on(uint32_t ioas) const;
 
   KernelIo& io_;
   Aperture aperture_;
   std::map<std::string, Group> groups_;
   std::map<uint32_t, std::string> device_group_;
-  std::map<uint32_t, Container> containers_;
+  // The mappings of each address space a group mirrors, to fill a group's container when it
+  // joins an address space other groups of this backend already mirror: the context replays
+  // only to a backend new to the address space.
+  std::map<uint32_t, std::map<uint64_t, DmaMapping>> mirrored_;
 };
 
 }  // namespace ioasis::iommu

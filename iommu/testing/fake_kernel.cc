@@ -65,14 +65,18 @@ const FakeKernel::Entry FakeKernel::kTable[] = {
     {VFIO_SET_IOMMU, Kind::kContainer, &FakeKernel::set_iommu},
     {VFIO_IOMMU_MAP_DMA, Kind::kContainer, &FakeKernel::map_dma},
     {VFIO_IOMMU_UNMAP_DMA, Kind::kContainer, &FakeKernel::unmap_dma},
+    {VFIO_GROUP_GET_DEVICE_FD, Kind::kGroup, &FakeKernel::get_device_fd},
 };
 
-void FakeKernel::add_vfio_device(const std::string& cdev_path, int group) {
-  cdevs_[cdev_path] = Cdev{group, std::nullopt, std::nullopt};
+void FakeKernel::add_vfio_device(const std::string& cdev_path, int group, const std::string& name,
+                                 std::shared_ptr<FakeVfioModel> model) {
+  std::lock_guard lock(mu_);
+  cdevs_[cdev_path] = Cdev{group, name, std::move(model), std::nullopt, std::nullopt};
   groups_.try_emplace(group);
 }
 
 int FakeKernel::open(const char* path, int) {
+  std::lock_guard lock(mu_);
   std::string p(path);
   File f{Kind::kIommufd, p, next_fd_};
   if (p == "/dev/iommu") {
@@ -93,13 +97,52 @@ int FakeKernel::open(const char* path, int) {
 }
 
 void FakeKernel::close(int fd) {
+  std::lock_guard lock(mu_);
   auto it = files_.find(fd);
   if (it == files_.end()) return;
-  if (it->second.kind == Kind::kContainer) containers_.erase(fd);
+  if (it->second.kind == Kind::kContainer) {
+    Container& c = containers_.at(fd);
+    if (c.groups.empty()) {
+      containers_.erase(fd);
+    } else {
+      c.fd_closed = true;
+    }
+  }
+  if (it->second.kind == Kind::kGroup) drop_group_container(it->second.group);
   files_.erase(it);
 }
 
+// Closing the last reference to a group takes it out of its container, as the kernel does.
+void FakeKernel::drop_group_container(int group) {
+  auto& slot = groups_.at(group);
+  if (!slot) return;
+  Container& c = containers_.at(*slot);
+  c.groups.erase(group);
+  if (c.groups.empty()) {  // the last group takes the IOMMU and its mappings with it
+    c.iommu_set = false;
+    c.mappings.clear();
+    if (c.fd_closed) containers_.erase(*slot);
+  }
+  slot.reset();
+}
+
 int FakeKernel::ioctl(int fd, unsigned long request, void* arg) {
+  switch (request) {
+    case VFIO_DEVICE_GET_INFO:
+    case VFIO_DEVICE_GET_REGION_INFO:
+    case VFIO_DEVICE_GET_IRQ_INFO:
+    case VFIO_DEVICE_SET_IRQS:
+    case VFIO_DEVICE_RESET: {
+      bool is_device = false;
+      std::shared_ptr<FakeVfioModel> model = device_model(fd, &is_device);
+      if (!is_device) break;
+      if (!model) return -EINVAL;  // an unbound cdev, or a device the test gave no model
+      return device_ioctl(*model, request, arg);
+    }
+    default:
+      break;
+  }
+  std::lock_guard lock(mu_);
   auto file = files_.find(fd);
   if (file == files_.end()) return -EBADF;
   for (const Entry& e : kTable) {
@@ -110,21 +153,25 @@ int FakeKernel::ioctl(int fd, unsigned long request, void* arg) {
 }
 
 const FakeKernel::Mappings* FakeKernel::ioas_mappings(uint32_t ioas) const {
+  std::lock_guard lock(mu_);
   auto it = ioas_.find(ioas);
   return it == ioas_.end() ? nullptr : &it->second.mappings;
 }
 
 std::optional<uint32_t> FakeKernel::attached_pt(const std::string& cdev_path) const {
+  std::lock_guard lock(mu_);
   auto it = cdevs_.find(cdev_path);
   return it == cdevs_.end() ? std::nullopt : it->second.pt;
 }
 
 const FakeKernel::Mappings* FakeKernel::container_mappings(int container_fd) const {
+  std::lock_guard lock(mu_);
   auto it = containers_.find(container_fd);
   return it == containers_.end() ? nullptr : &it->second.mappings;
 }
 
 std::optional<int> FakeKernel::group_container(int group) const {
+  std::lock_guard lock(mu_);
   auto it = groups_.find(group);
   return it == groups_.end() ? std::nullopt : it->second;
 }
@@ -296,16 +343,24 @@ int FakeKernel::set_container(File& f, void* arg) {
 }
 
 int FakeKernel::unset_container(File& f, void*) {
-  auto& slot = groups_.at(f.group);
-  if (!slot) return -EINVAL;
-  Container& c = containers_.at(*slot);
-  c.groups.erase(f.group);
-  if (c.groups.empty()) {  // the last group takes the IOMMU and its mappings with it
-    c.iommu_set = false;
-    c.mappings.clear();
+  if (!groups_.at(f.group)) return -EINVAL;
+  for (const auto& [fd, file] : files_) {
+    if (file.kind == Kind::kDevice && file.group == f.group) return -EBUSY;
   }
-  slot.reset();
+  drop_group_container(f.group);
   return 0;
+}
+
+int FakeKernel::get_device_fd(File& f, void* arg) {
+  const auto& slot = groups_.at(f.group);
+  if (!slot || !containers_.at(*slot).iommu_set) return -EINVAL;
+  std::string name(static_cast<const char*>(arg));
+  for (const auto& [path, dev] : cdevs_) {
+    if (dev.group != f.group || dev.name != name) continue;
+    files_[next_fd_] = File{Kind::kDevice, path, next_fd_, f.group};
+    return next_fd_++;
+  }
+  return -ENODEV;
 }
 
 int FakeKernel::set_iommu(File& f, void* arg) {

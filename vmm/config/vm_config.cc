@@ -99,11 +99,35 @@ Result<UserDeviceConfig> UserDeviceConfig::parse(std::string_view spec) {
   return d;
 }
 
+Result<KernelDeviceConfig> KernelDeviceConfig::parse(std::string_view spec) {
+  IOASIS_ASSIGN_OR_RETURN(auto opts,
+                          parse_options("--device", spec, {"path", "iommu", "ioas", "id"}));
+  KernelDeviceConfig d;
+  d.path = opts["path"];
+  if (d.path.empty()) {
+    return Error(Errc::kInvalidArgument, fmt::format("--device '{}': path= is required", spec));
+  }
+  if (opts.count("iommu")) {
+    IOASIS_ASSIGN_OR_RETURN(d.iommu, parse_switch("--device iommu", opts["iommu"]));
+  }
+  d.ioas = opts.count("ioas") ? opts["ioas"] : "";
+  d.id = opts.count("id") ? opts["id"] : "";
+  if (d.iommu && !d.ioas.empty()) {
+    return Error(Errc::kInvalidArgument,
+                 fmt::format("--device '{}': ioas= and iommu=on exclude each other: behind the "
+                             "virtio-iommu the guest chooses the address space",
+                             spec));
+  }
+  return d;
+}
+
 bool VmConfig::wants_iommu() const {
   return iommu ||
          std::any_of(disks.begin(), disks.end(), [](const DiskConfig& d) { return d.iommu; }) ||
          std::any_of(user_devices.begin(), user_devices.end(),
-                     [](const UserDeviceConfig& d) { return d.iommu; });
+                     [](const UserDeviceConfig& d) { return d.iommu; }) ||
+         std::any_of(kernel_devices.begin(), kernel_devices.end(),
+                     [](const KernelDeviceConfig& d) { return d.iommu; });
 }
 
 std::string VmConfig::disk_id(size_t i) const {
@@ -114,12 +138,19 @@ std::string VmConfig::user_device_id(size_t i) const {
   return user_devices[i].id.empty() ? fmt::format("user{}", i) : user_devices[i].id;
 }
 
+std::string VmConfig::kernel_device_id(size_t i) const {
+  return kernel_devices[i].id.empty() ? fmt::format("vfio{}", i) : kernel_devices[i].id;
+}
+
 bool VmConfig::has_device_id(std::string_view id) const {
   for (size_t i = 0; i < disks.size(); ++i) {
     if (disk_id(i) == id) return true;
   }
   for (size_t i = 0; i < user_devices.size(); ++i) {
     if (user_device_id(i) == id) return true;
+  }
+  for (size_t i = 0; i < kernel_devices.size(); ++i) {
+    if (kernel_device_id(i) == id) return true;
   }
   return false;
 }
@@ -141,6 +172,7 @@ Result<void> VmConfig::validate() const {
   std::vector<std::string> ids;
   for (const DiskConfig& d : disks) ids.push_back(d.id);
   for (const UserDeviceConfig& d : user_devices) ids.push_back(d.id);
+  for (const KernelDeviceConfig& d : kernel_devices) ids.push_back(d.id);
   for (size_t i = 0; i < ids.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       if (!ids[i].empty() && ids[i] == ids[j]) {
@@ -154,6 +186,14 @@ Result<void> VmConfig::validate() const {
       return Error(Errc::kInvalidArgument,
                    fmt::format("--user-device socket={}: ioas={} names no --ioas id={}", d.socket,
                                d.ioas, d.ioas));
+    }
+  }
+  for (const KernelDeviceConfig& d : kernel_devices) {
+    if (!d.ioas.empty() &&
+        std::find(address_spaces.begin(), address_spaces.end(), d.ioas) == address_spaces.end()) {
+      return Error(
+          Errc::kInvalidArgument,
+          fmt::format("--device path={}: ioas={} names no --ioas id={}", d.path, d.ioas, d.ioas));
     }
   }
   for (size_t i = 0; i < address_spaces.size(); ++i) {

@@ -46,6 +46,19 @@ struct UserDeviceConfig {
   static Result<UserDeviceConfig> parse(std::string_view spec);
 };
 
+// A PCI function the host kernel's VFIO driver holds: --device
+// path=SYSFS_OR_CDEV[,iommu=on][,ioas=NAME][,id=ID]. The path is a VFIO device cdev
+// (/dev/vfio/devices/vfioN, used through iommufd) or a PCI device's sysfs directory
+// (/sys/bus/pci/devices/DDDD:BB:DD.F, used through its VFIO group and a type1 container).
+struct KernelDeviceConfig {
+  std::string path;
+  bool iommu = false;
+  std::string ioas;  // host-managed address space to join instead of guest-ram (not with iommu)
+  std::string id;
+
+  static Result<KernelDeviceConfig> parse(std::string_view spec);
+};
+
 struct VmConfig {
   std::string kernel;
   std::optional<std::string> initramfs;
@@ -56,6 +69,7 @@ struct VmConfig {
   SerialConfig serial;
   std::vector<DiskConfig> disks;
   std::vector<UserDeviceConfig> user_devices;
+  std::vector<KernelDeviceConfig> kernel_devices;
   // Host-managed address spaces created at boot (--ioas id=NAME), for devices' ioas=NAME.
   std::vector<std::string> address_spaces;
   // A virtio-iommu is present: asked for with --iommu on, or implied by any iommu=on device.
@@ -63,9 +77,11 @@ struct VmConfig {
 
   bool wants_iommu() const;
 
-  // The id a device goes by in logs and the API: its id=, or "disk<i>" / "user<i>" by position.
+  // The id a device goes by in logs and the API: its id=, or "disk<i>" / "user<i>" / "vfio<i>"
+  // by position.
   std::string disk_id(size_t i) const;
   std::string user_device_id(size_t i) const;
+  std::string kernel_device_id(size_t i) const;
   bool has_device_id(std::string_view id) const;
   // "<prefix><n>" for the smallest n >= from that no device goes by, for a device added unnamed.
   std::string free_device_id(std::string_view prefix, size_t from) const;

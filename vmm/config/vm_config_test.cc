@@ -96,5 +96,50 @@ TEST(VmConfigDeviceIds, UnnamedDevicesGoByKindAndPosition) {
   EXPECT_EQ(c.free_device_id("disk", 2), "disk3");
 }
 
+TEST(KernelDeviceConfig, ParsesEveryKey) {
+  auto d = KernelDeviceConfig::parse("path=/dev/vfio/devices/vfio3,iommu=on,id=nic");
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_EQ(d->path, "/dev/vfio/devices/vfio3");
+  EXPECT_TRUE(d->iommu);
+  EXPECT_EQ(d->id, "nic");
+  auto g = KernelDeviceConfig::parse("path=/sys/bus/pci/devices/0000:01:00.0,ioas=net");
+  ASSERT_TRUE(g.ok()) << g.error().message();
+  EXPECT_EQ(g->ioas, "net");
+  EXPECT_FALSE(g->iommu);
+}
+
+TEST(KernelDeviceConfig, RefusesBadKeysEmptyPathAndIommuWithIoas) {
+  auto bad_key = KernelDeviceConfig::parse("path=/dev/vfio/devices/vfio0,socket=/x");
+  ASSERT_FALSE(bad_key.ok());
+  EXPECT_NE(bad_key.error().message().find("--device"), std::string::npos);
+  auto empty = KernelDeviceConfig::parse("path=,id=x");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_NE(empty.error().message().find("path= is required"), std::string::npos);
+  EXPECT_FALSE(KernelDeviceConfig::parse("iommu=on").ok());
+  auto both = KernelDeviceConfig::parse("path=/dev/vfio/devices/vfio0,iommu=on,ioas=a");
+  ASSERT_FALSE(both.ok());
+  EXPECT_NE(both.error().message().find("exclude each other"), std::string::npos);
+  EXPECT_FALSE(KernelDeviceConfig::parse("path=/dev/vfio/devices/vfio0,iommu=maybe").ok());
+}
+
+TEST(VmConfigDeviceIds, KernelDevicesGoByVfioAndShareTheIdRules) {
+  VmConfig c;
+  c.kernel = "/k";
+  c.kernel_devices = {{"/dev/vfio/devices/vfio0", false, "", ""},
+                      {"/dev/vfio/devices/vfio1", true, "", "nic"}};
+  EXPECT_EQ(c.kernel_device_id(0), "vfio0");
+  EXPECT_EQ(c.kernel_device_id(1), "nic");
+  EXPECT_TRUE(c.has_device_id("vfio0"));
+  EXPECT_EQ(c.free_device_id("vfio", 0), "vfio1");
+  EXPECT_TRUE(c.wants_iommu());
+  c.disks = {{"/a", false, false, "nic"}};
+  EXPECT_FALSE(c.validate().ok());  // id=nic twice
+  c.disks.clear();
+  c.kernel_devices[0].ioas = "missing";
+  auto r = c.validate();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("ioas=missing"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace ioasis
