@@ -88,7 +88,8 @@ Result<void> Vm::create_kernel_devices() {
     }
     auto opened = kernel_vfio_->open(k.path, id);
     if (!opened) return context(std::move(opened).error());
-    auto created = devices::VfioPciDevice::create("vfio:" + k.path, opened->device, *interrupts_);
+    auto created = devices::VfioPciDevice::create("vfio:" + k.path, opened->device, *interrupts_,
+                                                  device_slots_.get());
     if (!created) return context(std::move(created).error());
     std::shared_ptr<devices::VfioPciDevice> device = std::move(*created);
     IOASIS_ASSIGN_OR_RETURN(devices::PciAddress address, pci_->add_device(device));
