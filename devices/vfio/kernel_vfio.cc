@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <filesystem>
+#include <functional>
 #include <system_error>
 
 #include "devices/vfio/kernel_vfio_device.h"
@@ -23,12 +24,15 @@ Result<uint64_t> group_number(const std::string& text, const std::string& where)
   return n;
 }
 
-// Leaves the context again when opening fails after the join.
+// Undoes the join (and what the backend was told) when opening fails after it.
 class JoinGuard {
  public:
-  JoinGuard(iommu::IoasidContext& context, iommu::DeviceId id) : context_(context), id_(id) {}
+  JoinGuard(iommu::IoasidContext& context, iommu::DeviceId id, std::function<void()> forget)
+      : context_(context), id_(id), forget_(std::move(forget)) {}
   ~JoinGuard() {
-    if (armed_) (void)context_.leave(id_);
+    if (!armed_) return;
+    forget_();
+    (void)context_.leave(id_);
   }
   JoinGuard(const JoinGuard&) = delete;
   JoinGuard& operator=(const JoinGuard&) = delete;
@@ -37,6 +41,7 @@ class JoinGuard {
  private:
   iommu::IoasidContext& context_;
   iommu::DeviceId id_;
+  std::function<void()> forget_;
   bool armed_ = true;
 };
 
@@ -50,10 +55,7 @@ Result<std::string> KernelVfio::iommu_group(const std::string& device_dir) const
 }
 
 Result<KernelVfio::Opened> KernelVfio::open(const std::string& path, const std::string& name) {
-  Result<Opened> r =
-      path.rfind(kCdevDir, 0) == 0 ? open_cdev(path, name) : open_in_group(path, name);
-  if (!r.ok()) return std::move(r).error();
-  return r;
+  return path.rfind(kCdevDir, 0) == 0 ? open_cdev(path, name) : open_in_group(path, name);
 }
 
 Result<KernelVfio::Opened> KernelVfio::open_cdev(const std::string& path, const std::string& name) {
@@ -70,7 +72,7 @@ Result<KernelVfio::Opened> KernelVfio::open_cdev(const std::string& path, const 
   }
   iommu::GroupId gid{kKernelGroupTag | number};
   IOASIS_ASSIGN_OR_RETURN(iommu::DeviceId dma, context_.join({name, gid, iommufd_}));
-  JoinGuard guard(context_, dma);
+  JoinGuard guard(context_, dma, [&] { iommufd_->unbind(dma); });
   // Binding makes the cdev a device fd; until then the kernel refuses device ioctls.
   IOASIS_TRY(iommufd_->bind(dma, fd.get()));
   IOASIS_ASSIGN_OR_RETURN(std::shared_ptr<KernelVfioDevice> device,
@@ -88,7 +90,7 @@ Result<KernelVfio::Opened> KernelVfio::open_in_group(const std::string& path,
   if (!type1_) type1_ = std::make_shared<iommu::VfioType1Backend>(io_);
   iommu::GroupId gid{kKernelGroupTag | number};
   IOASIS_ASSIGN_OR_RETURN(iommu::DeviceId dma, context_.join({name, gid, type1_}));
-  JoinGuard guard(context_, dma);
+  JoinGuard guard(context_, dma, [&] { type1_->remove_device(dma); });
   std::string group_path = "/dev/vfio/" + group;
   IOASIS_TRY(type1_->add_device(dma, group_path));
   IOASIS_ASSIGN_OR_RETURN(int group_fd, type1_->group_fd(group_path));

@@ -244,6 +244,9 @@ TEST_P(KernelVfioTest, ANonPciDeviceIsRefusedAndLeavesTheContext) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("not a PCI device"), std::string::npos);
   EXPECT_EQ(ctx_.stats().devices, 0u);
+  // Nothing of the device stays open: its cdev or its group (and the group's container) are
+  // closed; only the iommufd itself stays for the next device.
+  EXPECT_EQ(fake_.open_fds(), GetParam() ? 1u : 0u);
 }
 
 TEST_P(KernelVfioTest, AMissingDeviceNamesThePathAndTheReason) {

@@ -23,6 +23,8 @@ class IommufdBackend final : public DmaBackend {
   // Binds a VFIO device cdev (/dev/vfio/devices/vfioN, opened and kept by the caller) to this
   // iommufd, as `device`.
   Result<void> bind(DeviceId device, int vfio_cdev_fd);
+  // Forgets a detached `device`; the kernel unbinds it when its cdev fd is closed.
+  void unbind(DeviceId device) { devices_.erase(device.value); }
 
   Aperture aperture(DeviceId) const override { return aperture_; }
   Result<void> attach(DeviceId device, IoasId ioas) override;

@@ -60,6 +60,17 @@ Result<void> VfioType1Backend::add_device(DeviceId device, const std::string& gr
   return {};
 }
 
+void VfioType1Backend::remove_device(DeviceId device) {
+  auto it = device_group_.find(device.value);
+  if (it == device_group_.end()) return;
+  std::string path = it->second;
+  device_group_.erase(it);
+  for (const auto& [id, group] : device_group_) {
+    if (group == path) return;
+  }
+  groups_.erase(path);
+}
+
 Result<int> VfioType1Backend::group_fd(const std::string& group_path) const {
   auto it = groups_.find(group_path);
   if (it == groups_.end()) return Error(Errc::kNotFound, group_path + " was not added");

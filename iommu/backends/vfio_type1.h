@@ -35,6 +35,9 @@ class VfioType1Backend final : public DmaBackend {
   // into a container of its own (with the type1v2 IOMMU) the first time, so that its device fds
   // can be opened right away; the container holds no mapping until a device is attached.
   Result<void> add_device(DeviceId device, const std::string& group_path);
+  // Forgets a detached `device`; its group is closed (and leaves its container) with its last
+  // device.
+  void remove_device(DeviceId device);
   // The group fd of `group_path` (added before), for VFIO_GROUP_GET_DEVICE_FD.
   Result<int> group_fd(const std::string& group_path) const;
 
