@@ -24,17 +24,29 @@ uint32_t get32(std::span<const uint8_t> c, uint16_t at) {
 
 }  // namespace
 
+VfioPciDevice::VfioPciDevice(std::string name, std::shared_ptr<VfioDeviceTransport> device,
+                             PciConfigSpace config, VfioPciOptions options)
+    : name_(std::move(name)),
+      device_(std::move(device)),
+      config_(std::move(config)),
+      options_(std::move(options)) {}
+
+VfioPciDevice::~VfioPciDevice() = default;
+
 Result<std::unique_ptr<VfioPciDevice>> VfioPciDevice::create(
-    std::string name, std::shared_ptr<VfioDeviceTransport> device, InterruptManager& interrupts) {
+    std::string name, std::shared_ptr<VfioDeviceTransport> device, InterruptManager& interrupts,
+    VfioPciOptions options) {
   std::vector<uint8_t> config(pci::kConfigSpaceSize);
   IOASIS_TRY(device->region_read(VFIO_PCI_CONFIG_REGION_INDEX, 0, config));
   // The emulated part starts from the device's own identity so that reset() restores it.
   PciIds ids{static_cast<uint16_t>(get32(config, 0)), static_cast<uint16_t>(get32(config, 0) >> 16),
              get32(config, 8) >> 8, config[8]};
-  std::unique_ptr<VfioPciDevice> d(
-      new VfioPciDevice(std::move(name), std::move(device), PciConfigSpace(ids)));
+  std::unique_ptr<VfioPciDevice> d(new VfioPciDevice(std::move(name), std::move(device),
+                                                     PciConfigSpace(ids), std::move(options)));
   IOASIS_TRY(d->setup_bars(config));
   IOASIS_TRY(d->setup_msix(config, interrupts));
+  IOASIS_TRY(d->setup_masked_vectors());
+  IOASIS_TRY(d->setup_error_irq());
   spdlog::info("{}: PCI {:04x}:{:04x}, {} BARs, {} MSI-X vectors", d->name_, ids.vendor_id,
                ids.device_id, d->config_.bars().size(), d->msix_ ? d->msix_->vectors() : 0);
   return d;
@@ -156,18 +168,13 @@ void VfioPciDevice::write_msix_control(uint16_t control) {
   bool was_enabled = msix_control_ & Msix::kControlEnable;
   bool enable = control & Msix::kControlEnable;
   msix_control_ = control;
+  if (!enable) {
+    // Vectors are about to be masked by the disable; none is redirected on its own.
+    std::lock_guard lock(irq_mu_);
+    device_msix_on_ = false;
+  }
   msix_->set_message_control(control);
-  if (was_enabled == enable) return;
-  // Each vector's irqfd goes to the device: it raises the interrupt without passing through us.
-  std::vector<int> eventfds;
-  if (enable) {
-    for (uint16_t v = 0; v < msix_->vectors(); ++v) eventfds.push_back(msix_->route(v).eventfd());
-  }
-  auto r = device_->set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, 0, eventfds);
-  if (!r.ok()) {
-    spdlog::error("{}: {} MSI-X: {}", name_, enable ? "enabling" : "disabling",
-                  r.error().message());
-  }
+  if (was_enabled != enable) connect_msix(enable);
 }
 
 void VfioPciDevice::bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) {

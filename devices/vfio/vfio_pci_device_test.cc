@@ -48,7 +48,11 @@ class Interrupts : public InterruptManager {
 
 class VfioPciDeviceTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { start({}); }
+  void start(VfioPciOptions device_options) {
+    device_.reset();
+    client_.reset();
+    server_.reset();
     ServerOptions options;
     options.socket_path =
         temp_socket(::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -56,7 +60,7 @@ class VfioPciDeviceTest : public ::testing::Test {
     server_->start();
     client_ =
         std::shared_ptr<VfioUserClient>(std::move(*VfioUserClient::connect(options.socket_path)));
-    auto device = VfioPciDevice::create("test", client_, interrupts_);
+    auto device = VfioPciDevice::create("test", client_, interrupts_, std::move(device_options));
     ASSERT_TRUE(device.ok()) << device.error().message();
     device_ = std::move(*device);
   }
@@ -76,6 +80,20 @@ class VfioPciDeviceTest : public ::testing::Test {
     return v;
   }
 
+  // Runs the control loop until `done` holds or five seconds pass.
+  bool run_until(const std::function<bool()>& done) {
+    auto end = std::chrono::steady_clock::now() + 5s;
+    while (!done() && std::chrono::steady_clock::now() < end) io_.run_one_for(10ms);
+    return done();
+  }
+  void copy(uint64_t src, uint64_t dst) {
+    bar0_write(dma_engine::kRegSrc, src, 8);
+    bar0_write(dma_engine::kRegDst, dst, 8);
+    bar0_write(dma_engine::kRegLength, 16, 4);
+    bar0_write(dma_engine::kRegDoorbell, 1, 4);
+  }
+
+  boost::asio::io_context io_;
   Interrupts interrupts_;
   std::unique_ptr<VfioUserServer> server_;
   std::shared_ptr<VfioUserClient> client_;
@@ -131,6 +149,116 @@ TEST_F(VfioPciDeviceTest, EnablingMsixHandsTheRouteEventfdToTheDeviceWhichFiresI
   ASSERT_EQ(::poll(&p, 1, 5000), 1);
   EXPECT_EQ(bar0_read32(dma_engine::kRegStatus), status_of(DmaState::kDone));
   EXPECT_STREQ(reinterpret_cast<char*>(ram.at(0x1000)), "passthrough");
+}
+
+// The route's eventfd counter: how many interrupts the device (or the PBA replay) raised.
+uint64_t take(int eventfd) {
+  uint64_t n = 0;
+  return ::read(eventfd, &n, sizeof(n)) == sizeof(n) ? n : 0;
+}
+
+TEST_F(VfioPciDeviceTest, EachFaultingCopyFiresTheFaultCallbackOnce) {
+  int faults = 0;
+  start({.io = &io_, .on_dma_fault = [&] { faults++; }});
+  Memfd ram = Memfd::create(1 << 20);
+  ASSERT_TRUE(client_->dma_map(Iova(0), ram.range(0, 1 << 20), iommu::Perm::kReadWrite).ok());
+  ASSERT_TRUE(client_->dma_map(Iova(4 << 20), ram.range(0, 4096), iommu::Perm::kRead).ok());
+  uint64_t completions = 0;
+  auto finished = [&] {
+    uint32_t lo = bar0_read32(dma_engine::kRegCompletions);
+    return lo > completions;
+  };
+  auto copy_and_wait = [&](uint64_t src, uint64_t dst) {
+    copy(src, dst);
+    ASSERT_TRUE(run_until(finished));
+    completions++;
+  };
+  copy_and_wait(0, 0x1000);        // fine
+  copy_and_wait(2 << 20, 0x1000);  // source unmapped
+  copy_and_wait(0, 4 << 20);       // destination read-only
+  ASSERT_TRUE(run_until([&] { return faults >= 2; }));
+  io_.run_for(50ms);
+  EXPECT_EQ(faults, 2);
+}
+
+TEST_F(VfioPciDeviceTest, WithoutACallbackTheErrorIrqStaysDisconnected) {
+  start({.io = &io_});
+  Memfd ram = Memfd::create(1 << 20);
+  ASSERT_TRUE(client_->dma_map(Iova(0), ram.range(0, 1 << 20), iommu::Perm::kReadWrite).ok());
+  copy(2 << 20, 0);
+  ASSERT_TRUE(run_until([&] { return bar0_read32(dma_engine::kRegCompletions) == 1; }));
+  io_.run_for(20ms);  // nothing to watch, nothing to crash
+  EXPECT_EQ(bar0_read32(dma_engine::kRegStatus),
+            status_of(DmaState::kError, DmaError::kSrcUnmapped));
+}
+
+class VfioPciPbaTest : public VfioPciDeviceTest {
+ protected:
+  void SetUp() override {
+    start({.io = &io_});
+    ram_ = Memfd::create(1 << 20);
+    ASSERT_TRUE(client_->dma_map(Iova(0), ram_.range(0, 1 << 20), iommu::Perm::kReadWrite).ok());
+    bar0_write(dma_engine::kMsixTable, 0xfee00000, 4);
+    bar0_write(dma_engine::kMsixTable + 8, 0x41, 4);
+    cap_ = msix_cap();
+  }
+  void mask_vector(bool masked) { bar0_write(dma_engine::kMsixTable + 12, masked ? 1 : 0, 4); }
+  void set_control(uint16_t control) { device_->config_write(cap_, uint32_t{control} << 16, 0xc); }
+  bool pba_bit() { return bar0_read32(dma_engine::kMsixPba) & 1; }
+  int route_fd() { return interrupts_.routes[0]->eventfd(); }
+  // A copy while masked: it completes, the control loop sees the redirected signal.
+  void masked_copy() {
+    uint32_t before = bar0_read32(dma_engine::kRegCompletions);
+    copy(0, 0x1000);
+    ASSERT_TRUE(run_until([&] { return device_->msix()->pending(0); }));
+    EXPECT_EQ(bar0_read32(dma_engine::kRegCompletions), before + 1);
+  }
+
+  Memfd ram_;
+  uint16_t cap_ = 0;
+};
+
+TEST_F(VfioPciPbaTest, MaskedVectorSetsThePbaBitAndUnmaskDeliversItOnce) {
+  mask_vector(true);
+  set_control(Msix::kControlEnable);
+  masked_copy();
+  masked_copy();
+  EXPECT_TRUE(pba_bit());
+  EXPECT_EQ(take(route_fd()), 0u) << "a masked vector reaches no irqfd";
+
+  mask_vector(false);
+  EXPECT_FALSE(pba_bit());
+  EXPECT_EQ(take(route_fd()), 1u) << "two held-back completions make one interrupt";
+
+  // Unmasked, the device signals the irqfd itself again: no control loop involved.
+  copy(0, 0x1000);
+  pollfd p{route_fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  EXPECT_EQ(take(route_fd()), 1u);
+  EXPECT_FALSE(pba_bit());
+}
+
+TEST_F(VfioPciPbaTest, FunctionMaskHoldsBackLikeTheVectorMask) {
+  mask_vector(false);
+  set_control(Msix::kControlEnable | Msix::kControlFunctionMask);
+  masked_copy();
+  EXPECT_TRUE(pba_bit());
+  EXPECT_EQ(take(route_fd()), 0u);
+  set_control(Msix::kControlEnable);
+  EXPECT_FALSE(pba_bit());
+  EXPECT_EQ(take(route_fd()), 1u);
+}
+
+TEST_F(VfioPciPbaTest, MaskingAfterEnableRedirectsTheVector) {
+  mask_vector(false);
+  set_control(Msix::kControlEnable);
+  mask_vector(true);
+  masked_copy();
+  EXPECT_TRUE(pba_bit());
+  EXPECT_EQ(take(route_fd()), 0u);
+  // Disabling MSI-X forgets nothing the guest can see afterwards: reset clears the PBA.
+  device_->reset();
+  EXPECT_FALSE(pba_bit());
 }
 
 TEST_F(VfioPciDeviceTest, DeadDeviceReadsAllOnesAndReportsItsFailure) {

@@ -39,6 +39,14 @@ std::vector<uint8_t> msix_capability() {
   return bytes;
 }
 
+void signal(const UniqueFd& fd, const char* what) {
+  if (!fd.valid()) return;
+  uint64_t one = 1;
+  if (::write(fd.get(), &one, sizeof(one)) != sizeof(one)) {
+    spdlog::warn("dma engine: signalling the {} eventfd failed: {}", what, std::strerror(errno));
+  }
+}
+
 }  // namespace
 
 DmaEngine::DmaEngine(const DmaEngineOptions&)
@@ -142,6 +150,8 @@ void DmaEngine::run() {
     } else if (auto c = dma_.copy(src, dst, length); c != DmaFaultKind::kNone) {
       error = c == DmaFaultKind::kPeer ? DmaError::kPeer : DmaError::kDstUnmapped;
     }
+    bool faulted = error == DmaError::kSrcUnmapped || error == DmaError::kDstUnmapped ||
+                   error == DmaError::kDstReadOnly;
     if (error != DmaError::kNone) {
       spdlog::debug("dma engine: copy {:#x} -> {:#x} ({} bytes) failed with error {}", src.value,
                     dst.value, length, static_cast<int>(error));
@@ -153,6 +163,7 @@ void DmaEngine::run() {
     ++completions_;
     cv_.notify_all();  // reset() may be waiting for this copy
     lock.unlock();
+    if (faulted) trigger_err();
     trigger_msix();
     lock.lock();
   }
@@ -163,13 +174,19 @@ void DmaEngine::set_msix_eventfd(UniqueFd fd) {
   msix_fd_ = std::move(fd);
 }
 
+void DmaEngine::set_err_eventfd(UniqueFd fd) {
+  std::lock_guard lock(mu_);
+  err_fd_ = std::move(fd);
+}
+
 void DmaEngine::trigger_msix() {
   std::lock_guard lock(mu_);
-  if (!msix_fd_.valid()) return;
-  uint64_t one = 1;
-  if (::write(msix_fd_.get(), &one, sizeof(one)) != sizeof(one)) {
-    spdlog::warn("dma engine: signalling the MSI-X eventfd failed: {}", std::strerror(errno));
-  }
+  signal(msix_fd_, "MSI-X");
+}
+
+void DmaEngine::trigger_err() {
+  std::lock_guard lock(mu_);
+  signal(err_fd_, "error IRQ");
 }
 
 void DmaEngine::reset() {

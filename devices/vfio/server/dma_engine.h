@@ -16,7 +16,9 @@
 // BAR2 (32-bit memory, 4 KiB): plain scratch memory, mmappable through the region's fd.
 //
 // A copy runs on the engine's own thread; STATUS reads busy meanwhile and a doorbell then is
-// refused with kBusy. Each finished copy raises MSI-X vector 0.
+// refused with kBusy. Each finished copy raises MSI-X vector 0. A copy that fails because an IOVA
+// is not mapped, or not writable, also signals VFIO's error IRQ: vfio-user has no fault message,
+// and the error IRQ is how a VFIO device tells its owner that something went wrong.
 #pragma once
 
 #include <condition_variable>
@@ -85,6 +87,9 @@ class DmaEngine {
   // The eventfd MSI-X vector 0 signals (invalid: none).
   void set_msix_eventfd(UniqueFd fd);
   void trigger_msix();
+  // The eventfd of VFIO_PCI_ERR_IRQ_INDEX, signalled once per copy that faulted (invalid: none).
+  void set_err_eventfd(UniqueFd fd);
+  void trigger_err();
   // Back to power-on: registers cleared, a running copy finished first.
   void reset();
 
@@ -109,6 +114,7 @@ class DmaEngine {
   bool stopping_ = false;
   uint8_t msix_table_[16] = {};
   UniqueFd msix_fd_;
+  UniqueFd err_fd_;
   std::thread worker_;
 };
 

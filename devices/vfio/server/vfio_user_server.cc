@@ -121,6 +121,7 @@ void VfioUserServer::end_session() {
   device_->dma().set_remote(nullptr);
   device_->dma().clear();
   device_->set_msix_eventfd(UniqueFd());
+  device_->set_err_eventfd(UniqueFd());
   std::lock_guard lock(session_mu_);
   session_.reset();
 }
@@ -228,7 +229,7 @@ Reply VfioUserServer::on_irq_info(std::span<const uint8_t> payload) {
     return Reply::failure(EINVAL);
   }
   vfio_irq_info info{sizeof(vfio_irq_info), 0, in->index, 0};
-  if (in->index == VFIO_PCI_MSIX_IRQ_INDEX) {
+  if (in->index == VFIO_PCI_MSIX_IRQ_INDEX || in->index == VFIO_PCI_ERR_IRQ_INDEX) {
     info.flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE;
     info.count = 1;
   }
@@ -242,23 +243,32 @@ Reply VfioUserServer::on_set_irqs(Message& request) {
   if (!set.ok() || set->argsz != request.payload.size()) return Reply::failure(EINVAL);
   uint32_t data = set->flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
   uint32_t action = set->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
-  if (set->index != VFIO_PCI_MSIX_IRQ_INDEX || action != VFIO_IRQ_SET_ACTION_TRIGGER ||
-      (data & (data - 1)) != 0 || set->start + uint64_t{set->count} > 1) {
+  bool known = set->index == VFIO_PCI_MSIX_IRQ_INDEX || set->index == VFIO_PCI_ERR_IRQ_INDEX;
+  if (!known || action != VFIO_IRQ_SET_ACTION_TRIGGER || (data & (data - 1)) != 0 ||
+      set->start + uint64_t{set->count} > 1) {
     return Reply::failure(EINVAL);
   }
+  bool msix = set->index == VFIO_PCI_MSIX_IRQ_INDEX;
+  auto connect = [&](UniqueFd fd) {
+    if (msix)
+      device_->set_msix_eventfd(std::move(fd));
+    else
+      device_->set_err_eventfd(std::move(fd));
+  };
+  auto fire = [&] { msix ? device_->trigger_msix() : device_->trigger_err(); };
   size_t extra = request.payload.size() - sizeof(IrqSet);
   if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
     if (extra != 0 || request.fds.size() > set->count) return Reply::failure(EINVAL);
-    device_->set_msix_eventfd(request.fds.empty() ? UniqueFd() : std::move(request.fds[0]));
+    connect(request.fds.empty() ? UniqueFd() : std::move(request.fds[0]));
   } else if (data == VFIO_IRQ_SET_DATA_NONE) {
     if (extra != 0 || !request.fds.empty()) return Reply::failure(EINVAL);
     if (set->count == 0)
-      device_->set_msix_eventfd(UniqueFd());
+      connect(UniqueFd());
     else
-      device_->trigger_msix();
+      fire();
   } else if (data == VFIO_IRQ_SET_DATA_BOOL) {
     if (extra != set->count || !request.fds.empty()) return Reply::failure(EINVAL);
-    if (set->count == 1 && request.payload.back()) device_->trigger_msix();
+    if (set->count == 1 && request.payload.back()) fire();
   } else {
     return Reply::failure(EINVAL);
   }
