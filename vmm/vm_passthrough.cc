@@ -54,7 +54,19 @@ Result<void> Vm::create_user_devices() {
     IOASIS_ASSIGN_OR_RETURN(iommu::DeviceId dma, ioasids_->join({id, group, vfio_user_backend_}));
     backend->add_device(dma, client);
 
-    auto created = devices::VfioPciDevice::create("vfio-user:" + u.socket, client, *interrupts_);
+    devices::VfioPciOptions options;
+    options.io = &io_;
+    // The error IRQ says a DMA failed but not where or why; behind the virtio-iommu the guest
+    // hears of it as a fault event of unknown reason for the device's endpoint.
+    std::weak_ptr<devices::virtio_iommu::IommuEngine> engine;
+    if (u.iommu) engine = viommu_;
+    options.on_dma_fault = [this, engine, dma, id] {
+      iommu::DmaFault fault{Iova(0), iommu::Access::kRead, iommu::FaultReason::kUnknown};
+      if (auto e = engine.lock()) e->report_fault(dma, fault);
+      if (fault_observer_) fault_observer_(id, fault.to_string());
+    };
+    auto created = devices::VfioPciDevice::create("vfio-user:" + u.socket, client, *interrupts_,
+                                                  std::move(options));
     if (!created) return context(std::move(created).error());
     std::shared_ptr<devices::VfioPciDevice> device = std::move(*created);
     IOASIS_ASSIGN_OR_RETURN(devices::PciAddress address, pci_->add_device(device));
