@@ -43,6 +43,7 @@ Result<std::unique_ptr<VfioPciDevice>> VfioPciDevice::create(
              get32(config, 8) >> 8, config[8]};
   std::unique_ptr<VfioPciDevice> d(new VfioPciDevice(std::move(name), std::move(device),
                                                      PciConfigSpace(ids), std::move(options)));
+  d->intx_pin_ = config[pci::kInterruptPin] <= 4 ? config[pci::kInterruptPin] : 0;
   IOASIS_TRY(d->setup_bars(config));
   IOASIS_TRY(d->setup_msix(config, interrupts));
   IOASIS_TRY(d->setup_masked_vectors());
@@ -138,6 +139,8 @@ uint32_t VfioPciDevice::config_read(uint16_t offset) {
   }
   if (emulated(offset)) return config_.read(offset);
   uint32_t v = device_read32(offset);
+  // The interrupt line is the VMM's routing, not the device's.
+  if (offset == pci::kInterruptLine) v = (v & ~0xffu) | interrupt_line_;
   if (msix_cap_ && offset == msix_cap_) {
     uint16_t control = static_cast<uint16_t>(v >> 16 & kMsixTableSizeMask) | msix_control_;
     v = (v & 0xffff) | static_cast<uint32_t>(control) << 16;
@@ -155,6 +158,10 @@ void VfioPciDevice::config_write(uint16_t offset, uint32_t value, uint8_t byte_e
   if (emulated(offset)) {
     config_.write(offset, value, byte_enables);
     return;
+  }
+  if (offset == pci::kInterruptLine && (byte_enables & 1)) {
+    interrupt_line_ = static_cast<uint8_t>(value);  // scratch for the guest's drivers
+    byte_enables &= 0xe;
   }
   if (msix_cap_ && offset == msix_cap_ && (byte_enables & 0x8)) {
     uint16_t control = static_cast<uint16_t>(value >> 16);

@@ -64,6 +64,12 @@ class VfioPciDevice final : public PciDevice {
   void reset() override;
 
   std::optional<Error> failure() const { return device_->failure(); }
+  // INTA-INTD as 1-4, or 0 when the function has no interrupt pin.
+  uint8_t intx_pin() const { return intx_pin_; }
+  // Wires the pin, for a function without MSI-X, to `gsi` as a resampled level line: the device
+  // signals the line's trigger eventfd, and each guest EOI unmasks it at the device. The
+  // interrupt line register then reads `gsi`, as firmware would have set it.
+  Result<void> connect_intx(InterruptManager& interrupts, uint32_t gsi);
   const Msix* msix() const { return msix_.get(); }
 
  private:
@@ -104,6 +110,11 @@ class VfioPciDevice final : public PciDevice {
   bool device_msix_on_ = false;
   std::vector<std::shared_ptr<EventfdWatch>> masked_watches_;
   std::vector<bool> device_has_masked_fd_;
+
+  uint8_t intx_pin_ = 0;
+  std::atomic<uint8_t> interrupt_line_{0xff};  // 0xff: not connected (x86 convention)
+  std::unique_ptr<ResampledIrqLine> intx_line_;
+  std::shared_ptr<EventfdWatch> intx_resample_;  // after intx_line_: it watches the line's fd
 };
 
 }  // namespace ioasis::devices

@@ -10,6 +10,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "base/log.h"
 #include "devices/vfio/vfio_pci_device.h"
@@ -25,20 +26,28 @@ class EventfdWatch : public std::enable_shared_from_this<EventfdWatch> {
  public:
   using Callback = std::function<void(uint64_t count)>;
 
+  // Watches a new eventfd of its own.
   static Result<std::shared_ptr<EventfdWatch>> start(asio::io_context& io, Callback on_signal) {
     IOASIS_ASSIGN_OR_RETURN(EventFd fd, EventFd::create(EFD_NONBLOCK | EFD_CLOEXEC));
-    int dup = ::fcntl(fd.fd(), F_DUPFD_CLOEXEC, 0);
+    IOASIS_ASSIGN_OR_RETURN(auto w, watch(io, fd.fd(), std::move(on_signal)));
+    w->own_.emplace(std::move(fd));
+    return w;
+  }
+  // Watches someone else's non-blocking eventfd, which must outlive the watch.
+  static Result<std::shared_ptr<EventfdWatch>> watch(asio::io_context& io, int eventfd,
+                                                     Callback on_signal) {
+    int dup = ::fcntl(eventfd, F_DUPFD_CLOEXEC, 0);
     if (dup < 0) return Error::from_errno("dup of an eventfd");
-    std::shared_ptr<EventfdWatch> w(new EventfdWatch(io, std::move(fd), dup, std::move(on_signal)));
+    std::shared_ptr<EventfdWatch> w(new EventfdWatch(io, eventfd, dup, std::move(on_signal)));
     w->arm();
     return w;
   }
 
-  int eventfd() const { return fd_.fd(); }
+  int eventfd() const { return fd_; }
 
  private:
-  EventfdWatch(asio::io_context& io, EventFd fd, int dup, Callback on_signal)
-      : fd_(std::move(fd)), watcher_(io, dup), on_signal_(std::move(on_signal)) {}
+  EventfdWatch(asio::io_context& io, int fd, int dup, Callback on_signal)
+      : fd_(fd), watcher_(io, dup), on_signal_(std::move(on_signal)) {}
 
   void arm() {
     std::weak_ptr<EventfdWatch> weak = weak_from_this();
@@ -46,13 +55,16 @@ class EventfdWatch : public std::enable_shared_from_this<EventfdWatch> {
       if (ec) return;
       auto self = weak.lock();
       if (!self) return;
-      auto count = self->fd_.consume();
-      if (count.ok() && *count) self->on_signal_(*count);
+      uint64_t count = 0;
+      if (::read(self->fd_, &count, sizeof(count)) == sizeof(count) && count) {
+        self->on_signal_(count);
+      }
       self->arm();
     });
   }
 
-  EventFd fd_;
+  std::optional<EventFd> own_;
+  int fd_;
   asio::posix::stream_descriptor watcher_;  // owns a duplicate of fd_
   Callback on_signal_;
 };
@@ -143,6 +155,29 @@ void VfioPciDevice::on_vector_mask_changed(uint16_t vector) {
   if (device_has_masked_fd_[vector] && drain(msix_->route(vector).eventfd())) {
     msix_->trigger(vector);
   }
+}
+
+Result<void> VfioPciDevice::connect_intx(InterruptManager& interrupts, uint32_t gsi) {
+  if (msix_) return Error(Errc::kUnsupported, "INTx is only wired for functions without MSI-X");
+  if (intx_pin_ == 0) return Error(Errc::kUnsupported, "the function has no interrupt pin");
+  if (!options_.io) return Error(Errc::kUnsupported, "INTx needs a control loop to resample");
+  IOASIS_ASSIGN_OR_RETURN(vfio_irq_info info, device_->irq_info(VFIO_PCI_INTX_IRQ_INDEX));
+  if (info.count < 1 || !(info.flags & VFIO_IRQ_INFO_EVENTFD)) {
+    return Error(Errc::kUnsupported, "the device offers no INTx eventfd");
+  }
+  IOASIS_ASSIGN_OR_RETURN(intx_line_, interrupts.create_resampled_line(gsi));
+  // VFIO masks INTx each time it fires; the guest's EOI is when it may fire again.
+  IOASIS_ASSIGN_OR_RETURN(
+      intx_resample_,
+      EventfdWatch::watch(*options_.io, intx_line_->resample_eventfd(), [this](uint64_t) {
+        auto r = device_->unmask_irq(VFIO_PCI_INTX_IRQ_INDEX);
+        if (!r.ok()) note_failure(r.error());
+      }));
+  int fd = intx_line_->trigger_eventfd();
+  IOASIS_TRY(device_->set_irqs(VFIO_PCI_INTX_IRQ_INDEX, 0, std::span(&fd, 1)));
+  interrupt_line_ = static_cast<uint8_t>(gsi);
+  spdlog::info("{}: INTx pin {} on GSI {}", name_, "ABCD"[intx_pin_ - 1], gsi);
+  return {};
 }
 
 }  // namespace ioasis::devices

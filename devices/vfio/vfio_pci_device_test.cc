@@ -35,9 +35,26 @@ class EventFdRoute : public MsiRoute {
   EventFd fd_;
 };
 
+// KVM's resampled irqfd without KVM: the test reads the trigger and signals the resample.
+class EventFdLine : public ResampledIrqLine {
+ public:
+  explicit EventFdLine(uint32_t gsi) : gsi(gsi) {}
+  int trigger_eventfd() const override { return trigger.fd(); }
+  int resample_eventfd() const override { return resample.fd(); }
+  uint32_t gsi;
+  EventFd trigger = std::move(*EventFd::create(EFD_NONBLOCK));
+  EventFd resample = std::move(*EventFd::create(EFD_NONBLOCK));
+};
+
 class Interrupts : public InterruptManager {
  public:
   std::shared_ptr<IrqLine> legacy_line(uint32_t) override { return nullptr; }
+  Result<std::unique_ptr<ResampledIrqLine>> create_resampled_line(uint32_t gsi) override {
+    auto line = std::make_unique<EventFdLine>(gsi);
+    lines.push_back(line.get());
+    return std::unique_ptr<ResampledIrqLine>(std::move(line));
+  }
+  std::vector<EventFdLine*> lines;
   Result<std::unique_ptr<MsiRoute>> create_msi_route() override {
     auto r = std::make_unique<EventFdRoute>();
     routes.push_back(r.get());
@@ -49,11 +66,12 @@ class Interrupts : public InterruptManager {
 class VfioPciDeviceTest : public ::testing::Test {
  protected:
   void SetUp() override { start({}); }
-  void start(VfioPciOptions device_options) {
+  void start(VfioPciOptions device_options, DmaEngineOptions engine = {}) {
     device_.reset();
     client_.reset();
     server_.reset();
     ServerOptions options;
+    options.device = engine;
     options.socket_path =
         temp_socket(::testing::UnitTest::GetInstance()->current_test_info()->name());
     server_ = std::move(*VfioUserServer::create(options));
@@ -259,6 +277,48 @@ TEST_F(VfioPciPbaTest, MaskingAfterEnableRedirectsTheVector) {
   // Disabling MSI-X forgets nothing the guest can see afterwards: reset clears the PBA.
   device_->reset();
   EXPECT_FALSE(pba_bit());
+}
+
+TEST_F(VfioPciDeviceTest, IntxFiresOncePerEoiAndHoldsWhatCameBetween) {
+  start({.io = &io_}, {.intx = true});
+  EXPECT_EQ(device_->msix(), nullptr);
+  ASSERT_EQ(device_->intx_pin(), 1);
+  EXPECT_EQ(device_->config_read(pci::kInterruptLine) >> 8 & 0xff, 1u) << "pin INTA";
+  ASSERT_TRUE(device_->connect_intx(interrupts_, 17).ok());
+  ASSERT_EQ(interrupts_.lines.size(), 1u);
+  EventFdLine& line = *interrupts_.lines[0];
+  EXPECT_EQ(line.gsi, 17u);
+  EXPECT_EQ(device_->config_read(pci::kInterruptLine) & 0xff, 17u);
+
+  Memfd ram = Memfd::create(1 << 20);
+  ASSERT_TRUE(client_->dma_map(Iova(0), ram.range(0, 1 << 20), iommu::Perm::kReadWrite).ok());
+  auto completions = [&] { return bar0_read32(dma_engine::kRegCompletions); };
+  copy(0, 0x1000);
+  pollfd p{line.trigger_eventfd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  EXPECT_EQ(take(line.trigger_eventfd()), 1u);
+
+  // Automasked: the next completion waits for the guest's EOI.
+  copy(0, 0x1000);
+  ASSERT_TRUE(run_until([&] { return completions() == 2; }));
+  io_.run_for(20ms);
+  EXPECT_EQ(take(line.trigger_eventfd()), 0u);
+  ASSERT_TRUE(line.resample.signal().ok());
+  ASSERT_TRUE(run_until([&] { return ::poll(&p, 1, 0) == 1; }));
+  EXPECT_EQ(take(line.trigger_eventfd()), 1u);
+
+  // EOI with nothing pending unmasks, so the next completion fires at once.
+  ASSERT_TRUE(line.resample.signal().ok());
+  io_.run_for(20ms);
+  copy(0, 0x1000);
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  EXPECT_EQ(take(line.trigger_eventfd()), 1u);
+}
+
+TEST_F(VfioPciDeviceTest, IntxIsRefusedForAFunctionWithMsix) {
+  start({.io = &io_});
+  EXPECT_FALSE(device_->connect_intx(interrupts_, 17).ok());
+  EXPECT_TRUE(interrupts_.lines.empty());
 }
 
 TEST_F(VfioPciDeviceTest, DeadDeviceReadsAllOnesAndReportsItsFailure) {

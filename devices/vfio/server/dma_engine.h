@@ -65,6 +65,10 @@ enum class DmaError : uint8_t {
 
 struct DmaEngineOptions {
   std::optional<uint64_t> isolation_group;  // adds the isolation group capability
+  // No MSI-X capability: completions raise INTA instead, as VFIO presents INTx: level-triggered
+  // and automasked, so after one signal the line stays masked until the owner unmasks it, and a
+  // completion meanwhile is held and signalled on unmask.
+  bool intx = false;
 };
 
 class DmaEngine {
@@ -90,6 +94,12 @@ class DmaEngine {
   // The eventfd of VFIO_PCI_ERR_IRQ_INDEX, signalled once per copy that faulted (invalid: none).
   void set_err_eventfd(UniqueFd fd);
   void trigger_err();
+  // VFIO_PCI_INTX_IRQ_INDEX: its eventfd, an interrupt (signalled now or held while masked), and
+  // the owner's mask and unmask.
+  void set_intx_eventfd(UniqueFd fd);
+  void trigger_intx();
+  void set_intx_masked(bool masked);
+  bool intx() const { return intx_; }
   // Back to power-on: registers cleared, a running copy finished first.
   void reset();
 
@@ -115,6 +125,10 @@ class DmaEngine {
   uint8_t msix_table_[16] = {};
   UniqueFd msix_fd_;
   UniqueFd err_fd_;
+  const bool intx_;
+  UniqueFd intx_fd_;
+  bool intx_masked_ = false;
+  bool intx_pending_ = false;
   std::thread worker_;
 };
 
