@@ -11,6 +11,11 @@
 
 namespace ioasis {
 
+namespace {
+// PCI INTx lands on IOAPIC pins 16-19, above the ISA interrupts, as on a PC chipset.
+constexpr uint32_t kGsiPciIntxBase = 16;
+}  // namespace
+
 Result<void> Vm::create_address_spaces() {
   for (const std::string& name : config_.address_spaces) {
     IOASIS_ASSIGN_OR_RETURN(iommu::IoasId id,
@@ -70,6 +75,12 @@ Result<void> Vm::create_user_devices() {
     if (!created) return context(std::move(created).error());
     std::shared_ptr<devices::VfioPciDevice> device = std::move(*created);
     IOASIS_ASSIGN_OR_RETURN(devices::PciAddress address, pci_->add_device(device));
+    if (!device->msix() && device->intx_pin()) {
+      // The usual swizzle of a slot's four pins over four IOAPIC pins above the ISA ones.
+      uint32_t gsi = kGsiPciIntxBase + (address.device + device->intx_pin() - 1u) % 4;
+      if (auto r = device->connect_intx(*interrupts_, gsi); !r)
+        return context(std::move(r).error());
+    }
 
     if (u.iommu) {
       // The guest attaches it through the virtio-iommu; until then it can reach nothing.
