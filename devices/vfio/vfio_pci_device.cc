@@ -206,6 +206,8 @@ void VfioPciDevice::reset() {
   config_.reset();
   auto r = device_->reset();
   if (!r.ok()) spdlog::warn("{}: device reset: {}", name_, r.error().message());
+  // An INTx masked at the device waits for an EOI that a reset guest will never send.
+  if (intx_line_) (void)device_->unmask_irq(VFIO_PCI_INTX_IRQ_INDEX);
 }
 
 }  // namespace ioasis::devices
