@@ -33,11 +33,26 @@ class MsiRoute {
   virtual int eventfd() const = 0;
 };
 
+// A level-triggered line (PCI INTx) that a peer asserts by signalling `trigger_eventfd()`. When
+// the guest acknowledges the interrupt (EOI at the IOAPIC) the line is de-asserted and
+// `resample_eventfd()` is signalled: the owner then unmasks the peer, which asserts again if it
+// still has an interrupt to give. KVM does this with KVM_IRQFD_FLAG_RESAMPLE.
+class ResampledIrqLine {
+ public:
+  virtual ~ResampledIrqLine() = default;
+  virtual int trigger_eventfd() const = 0;
+  virtual int resample_eventfd() const = 0;
+};
+
 class InterruptManager {
  public:
   virtual ~InterruptManager() = default;
   virtual std::shared_ptr<IrqLine> legacy_line(uint32_t gsi) = 0;
   virtual Result<std::unique_ptr<MsiRoute>> create_msi_route() = 0;
+  virtual Result<std::unique_ptr<ResampledIrqLine>> create_resampled_line(uint32_t gsi) {
+    (void)gsi;
+    return Error(Errc::kUnsupported, "no resampled interrupt lines here");
+  }
 };
 
 }  // namespace ioasis::devices

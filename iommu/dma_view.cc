@@ -20,6 +20,8 @@ const char* reason_name(FaultReason r) {
       return "permission";
     case FaultReason::kNotAttached:
       return "not attached";
+    case FaultReason::kUnknown:
+      break;
   }
   return "unknown";
 }
@@ -34,6 +36,7 @@ HostSpan span_of(uint64_t iova, uint64_t length, uint64_t first, uint64_t last, 
 }  // namespace
 
 std::string DmaFault::to_string() const {
+  if (reason == FaultReason::kUnknown) return "a DMA faulted at an unknown IOVA";
   return fmt::format("DMA {} at IOVA {:#x} faulted: {}", access_name(access), iova.value,
                      reason_name(reason));
 }

@@ -33,6 +33,9 @@ enum class FaultReason : uint8_t {
   kUnmapped,     // no mapping covers the IOVA
   kPermission,   // a mapping covers it but forbids this access
   kNotAttached,  // the device has no address space
+  // The device reported a failed DMA without saying where or why (VFIO's error IRQ): `iova` and
+  // `access` carry nothing.
+  kUnknown,
 };
 
 struct DmaFault {

@@ -31,6 +31,22 @@ kvm_irq_routing_entry irqchip_route(uint32_t gsi, uint32_t chip, uint32_t pin) {
   return e;
 }
 
+// Both eventfds and the irqfd; the irqfd goes first on destruction.
+class KvmResampledLine : public devices::ResampledIrqLine {
+ public:
+  KvmResampledLine(kvm::Vm& vm, uint32_t gsi, EventFd trigger, EventFd resample)
+      : vm_(vm), gsi_(gsi), trigger_(std::move(trigger)), resample_(std::move(resample)) {}
+  ~KvmResampledLine() override { (void)vm_.irqfd(trigger_.fd(), gsi_, false); }
+  int trigger_eventfd() const override { return trigger_.fd(); }
+  int resample_eventfd() const override { return resample_.fd(); }
+
+ private:
+  kvm::Vm& vm_;
+  uint32_t gsi_;
+  EventFd trigger_;
+  EventFd resample_;
+};
+
 }  // namespace
 
 // One vector: its GSI, the irqfd that fires it, and whether KVM currently listens to that fd.
@@ -84,6 +100,18 @@ Result<void> KvmInterrupts::init() {
 
 std::shared_ptr<devices::IrqLine> KvmInterrupts::legacy_line(uint32_t gsi) {
   return std::make_shared<KvmIrqLine>(vm_, gsi);
+}
+
+Result<std::unique_ptr<devices::ResampledIrqLine>> KvmInterrupts::create_resampled_line(
+    uint32_t gsi) {
+  if (gsi >= kIoapicPins) {
+    return Error(Errc::kInvalidArgument, fmt::format("GSI {} is no IOAPIC pin", gsi));
+  }
+  IOASIS_ASSIGN_OR_RETURN(EventFd trigger, EventFd::create(EFD_NONBLOCK | EFD_CLOEXEC));
+  IOASIS_ASSIGN_OR_RETURN(EventFd resample, EventFd::create(EFD_NONBLOCK | EFD_CLOEXEC));
+  IOASIS_TRY(vm_.irqfd_resample(trigger.fd(), resample.fd(), gsi));
+  return std::unique_ptr<devices::ResampledIrqLine>(
+      new KvmResampledLine(vm_, gsi, std::move(trigger), std::move(resample)));
 }
 
 Result<uint32_t> KvmInterrupts::allocate_gsi() {

@@ -22,6 +22,8 @@ class KvmInterrupts : public devices::InterruptManager {
 
   std::shared_ptr<devices::IrqLine> legacy_line(uint32_t gsi) override;
   Result<std::unique_ptr<devices::MsiRoute>> create_msi_route() override;
+  // Only for the IOAPIC's pins: KVM resamples lines of the in-kernel irqchip.
+  Result<std::unique_ptr<devices::ResampledIrqLine>> create_resampled_line(uint32_t gsi) override;
 
  private:
   friend class KvmMsiRoute;

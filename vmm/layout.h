@@ -53,5 +53,8 @@ inline constexpr uint16_t kPortPciConfig = 0xcf8;     // 0xcf8 address, 0xcfc-0x
 inline constexpr uint16_t kPortSleepControl = 0x600;  // FADT hardware-reduced sleep control/status
 inline constexpr uint8_t kSleepTypeS5 = 5;            // \_S5 SLP_TYP; written as (5 << 2) | SLP_EN
 inline constexpr uint32_t kGsiPowerButton = 10;       // the ACPI GED's interrupt (edge, high)
+// PCI INTA-INTD land on IOAPIC pins 16-19, above the ISA interrupts, as on a PC chipset; a slot's
+// pins are swizzled over them.
+inline constexpr uint32_t kGsiPciIntxBase = 16;
 
 }  // namespace ioasis::layout

@@ -33,7 +33,8 @@
 
 namespace ioasis::devices {
 class KernelVfio;
-}
+class VfioDeviceTransport;
+}  // namespace ioasis::devices
 
 namespace ioasis {
 
@@ -106,6 +107,20 @@ class Vm {
   Result<void> create_user_devices();
   // --device functions held by the host kernel's VFIO driver (vm_passthrough.cc).
   Result<void> create_kernel_devices();
+  // What placing an opened passthrough function needs to know about it.
+  struct PassthroughSpec {
+    std::string id;
+    std::string kind;  // "vfio-user", "vfio"
+    std::string name;  // for log lines: "vfio-user:/run/dma.sock"
+    iommu::DeviceId dma;
+    bool iommu = false;
+    std::string ioas;
+    std::function<void()> on_dma_fault;
+  };
+  // Makes the PCI function over an opened transport whose device has joined the context, wires
+  // INTx for a function without MSI-X, and gives it its first address space (or the vIOMMU).
+  Result<devices::PciAddress> add_passthrough(
+      std::shared_ptr<devices::VfioDeviceTransport> transport, PassthroughSpec spec);
   // Where a device that is not behind the virtio-iommu starts: a named address space or guest-ram.
   Result<iommu::IoasId> initial_ioas(const std::string& name) const;
   // The virtio-iommu function, placed before the devices it translates for.

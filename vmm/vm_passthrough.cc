@@ -7,6 +7,7 @@
 #include "devices/vfio/vfio_pci_device.h"
 #include "devices/vfio/vfio_user_client.h"
 #include "devices/vfio/vfio_user_dma_backend.h"
+#include "vmm/layout.h"
 #include "vmm/vm.h"
 
 namespace ioasis {
@@ -26,6 +27,33 @@ Result<iommu::IoasId> Vm::initial_ioas(const std::string& name) const {
   if (it == named_ioas_.end())
     return Error(Errc::kNotFound, fmt::format("no address space '{}'", name));
   return it->second;
+}
+
+Result<devices::PciAddress> Vm::add_passthrough(
+    std::shared_ptr<devices::VfioDeviceTransport> transport, PassthroughSpec spec) {
+  devices::VfioPciOptions options;
+  options.io = &io_;
+  options.mapper = device_slots_.get();
+  options.on_dma_fault = std::move(spec.on_dma_fault);
+  IOASIS_ASSIGN_OR_RETURN(std::shared_ptr<devices::VfioPciDevice> device,
+                          devices::VfioPciDevice::create(spec.name, std::move(transport),
+                                                         *interrupts_, std::move(options)));
+  IOASIS_ASSIGN_OR_RETURN(devices::PciAddress address, pci_->add_device(device));
+  if (!device->msix() && device->intx_pin()) {
+    uint32_t gsi = layout::kGsiPciIntxBase + (address.device + device->intx_pin() - 1u) % 4;
+    IOASIS_TRY(device->connect_intx(*interrupts_, gsi));
+  }
+  if (spec.iommu) {
+    // The guest attaches it through the virtio-iommu; until then it can reach nothing.
+    IOASIS_TRY(iommu_endpoints_->add(address.bdf(), spec.dma));
+  } else {
+    IOASIS_ASSIGN_OR_RETURN(iommu::IoasId ioas, initial_ioas(spec.ioas));
+    IOASIS_TRY(ioasids_->attach(spec.dma, ioas));
+  }
+  passthrough_.push_back(device);
+  devices_.push_back({spec.id, spec.kind, address.to_string(), spec.iommu, "", spec.dma,
+                      [device] { return device->failure(); }});
+  return address;
 }
 
 Result<void> Vm::create_user_devices() {
@@ -54,25 +82,21 @@ Result<void> Vm::create_user_devices() {
     IOASIS_ASSIGN_OR_RETURN(iommu::DeviceId dma, ioasids_->join({id, group, vfio_user_backend_}));
     backend->add_device(dma, client);
 
-    auto created = devices::VfioPciDevice::create("vfio-user:" + u.socket, client, *interrupts_,
-                                                  device_slots_.get());
-    if (!created) return context(std::move(created).error());
-    std::shared_ptr<devices::VfioPciDevice> device = std::move(*created);
-    IOASIS_ASSIGN_OR_RETURN(devices::PciAddress address, pci_->add_device(device));
-
-    if (u.iommu) {
-      // The guest attaches it through the virtio-iommu; until then it can reach nothing.
-      IOASIS_TRY(iommu_endpoints_->add(address.bdf(), dma));
-    } else {
-      IOASIS_ASSIGN_OR_RETURN(iommu::IoasId ioas, initial_ioas(u.ioas));
-      if (auto r = ioasids_->attach(dma, ioas); !r) return context(std::move(r).error());
-    }
-    spdlog::info("{} (vfio-user {}) at PCI {}{}{}", id, u.socket, address.to_string(),
+    PassthroughSpec spec{id, "vfio-user", "vfio-user:" + u.socket, dma, u.iommu, u.ioas, {}};
+    // The error IRQ says a DMA failed but not where or why; behind the virtio-iommu the guest
+    // hears of it as a fault event of unknown reason for the device's endpoint.
+    std::weak_ptr<devices::virtio_iommu::IommuEngine> engine;
+    if (u.iommu) engine = viommu_;
+    spec.on_dma_fault = [this, engine, dma, id] {
+      iommu::DmaFault fault{Iova(0), iommu::Access::kRead, iommu::FaultReason::kUnknown};
+      if (auto e = engine.lock()) e->report_fault(dma, fault);
+      if (fault_observer_) fault_observer_(id, fault.to_string());
+    };
+    auto address = add_passthrough(client, std::move(spec));
+    if (!address) return context(std::move(address).error());
+    spdlog::info("{} (vfio-user {}) at PCI {}{}{}", id, u.socket, address->to_string(),
                  group ? fmt::format(", isolation group {}", group->value) : "",
                  u.iommu ? " behind the virtio-iommu" : "");
-    passthrough_.push_back(device);
-    devices_.push_back({id, "vfio-user", address.to_string(), u.iommu, "", dma,
-                        [device] { return device->failure(); }});
   }
   return {};
 }
@@ -88,23 +112,12 @@ Result<void> Vm::create_kernel_devices() {
     }
     auto opened = kernel_vfio_->open(k.path, id);
     if (!opened) return context(std::move(opened).error());
-    auto created = devices::VfioPciDevice::create("vfio:" + k.path, opened->device, *interrupts_,
-                                                  device_slots_.get());
-    if (!created) return context(std::move(created).error());
-    std::shared_ptr<devices::VfioPciDevice> device = std::move(*created);
-    IOASIS_ASSIGN_OR_RETURN(devices::PciAddress address, pci_->add_device(device));
-    iommu::DeviceId dma = opened->dma;
-    if (k.iommu) {
-      IOASIS_TRY(iommu_endpoints_->add(address.bdf(), dma));
-    } else {
-      IOASIS_ASSIGN_OR_RETURN(iommu::IoasId ioas, initial_ioas(k.ioas));
-      if (auto r = ioasids_->attach(dma, ioas); !r) return context(std::move(r).error());
-    }
-    spdlog::info("{} (vfio {}) at PCI {}, IOMMU group {}{}", id, k.path, address.to_string(),
+    // Its error IRQ would report PCIe errors, not DMA faults: those the kernel IOMMU keeps.
+    auto address = add_passthrough(
+        opened->device, {id, "vfio", "vfio:" + k.path, opened->dma, k.iommu, k.ioas, {}});
+    if (!address) return context(std::move(address).error());
+    spdlog::info("{} (vfio {}) at PCI {}, IOMMU group {}{}", id, k.path, address->to_string(),
                  opened->kernel_group, k.iommu ? " behind the virtio-iommu" : "");
-    passthrough_.push_back(device);
-    devices_.push_back({id, "vfio", address.to_string(), k.iommu, "", dma,
-                        [device] { return device->failure(); }});
   }
   return {};
 }

@@ -85,11 +85,14 @@ void Msix::config_written(const PciConfigSpace& config, uint16_t offset) {
 }
 
 void Msix::set_message_control(uint16_t control) {
-  std::lock_guard lock(mu_);
-  uint16_t bits = control & (kControlEnable | kControlFunctionMask);
-  if (bits == control_) return;
-  control_ = bits;
-  for (uint16_t v = 0; v < vectors(); ++v) sync_vector(v);
+  {
+    std::lock_guard lock(mu_);
+    uint16_t bits = control & (kControlEnable | kControlFunctionMask);
+    if (bits == control_) return;
+    control_ = bits;
+    for (uint16_t v = 0; v < vectors(); ++v) sync_vector(v);
+  }
+  notify_mask_changes();
 }
 
 bool Msix::bar_read(uint8_t bar, uint64_t offset, std::span<uint8_t> data) {
@@ -109,8 +112,11 @@ bool Msix::bar_read(uint8_t bar, uint64_t offset, std::span<uint8_t> data) {
 
 bool Msix::bar_write(uint8_t bar, uint64_t offset, std::span<const uint8_t> data) {
   if (bar == layout_.table_bar && inside(offset, data.size(), layout_.table_offset, table_size())) {
-    std::lock_guard lock(mu_);
-    table_access(offset - layout_.table_offset, {}, data);
+    {
+      std::lock_guard lock(mu_);
+      table_access(offset - layout_.table_offset, {}, data);
+    }
+    notify_mask_changes();
     return true;
   }
   // The PBA is read-only; writes to it are ignored (PCI LB 3.0 6.8.2.10).
@@ -154,12 +160,37 @@ bool Msix::pending(uint16_t vector) const {
   return vector < vectors() && (pending_[vector / 64] >> (vector % 64)) & 1;
 }
 
-void Msix::reset() {
+bool Msix::masked(uint16_t vector) const {
   std::lock_guard lock(mu_);
-  control_ = 0;
-  std::fill(table_.begin(), table_.end(), MsixTableEntry{0, 0, 0, kVectorMasked});
-  std::fill(pending_.begin(), pending_.end(), 0);
-  for (uint16_t v = 0; v < vectors(); ++v) sync_vector(v);
+  return vector >= vectors() || vector_masked(vector);
+}
+
+void Msix::set_mask_observer(std::function<void(uint16_t)> observer) {
+  std::lock_guard lock(mu_);
+  mask_observer_ = std::move(observer);
+}
+
+void Msix::notify_mask_changes() {
+  std::vector<uint16_t> changed;
+  std::function<void(uint16_t)> observer;
+  {
+    std::lock_guard lock(mu_);
+    changed.swap(mask_changes_);
+    observer = mask_observer_;
+  }
+  if (!observer) return;
+  for (uint16_t v : changed) observer(v);
+}
+
+void Msix::reset() {
+  {
+    std::lock_guard lock(mu_);
+    control_ = 0;
+    std::fill(table_.begin(), table_.end(), MsixTableEntry{0, 0, 0, kVectorMasked});
+    std::fill(pending_.begin(), pending_.end(), 0);
+    for (uint16_t v = 0; v < vectors(); ++v) sync_vector(v);
+  }
+  notify_mask_changes();
 }
 
 bool Msix::vector_masked(uint16_t vector) const {
@@ -177,6 +208,7 @@ void Msix::sync_vector(uint16_t vector) {
     spdlog::error("MSI-X vector {}: {}", vector, r.error().message());
     return;
   }
+  if (now.masked != before.masked && mask_observer_) mask_changes_.push_back(vector);
   before = now;
   uint64_t bit = uint64_t{1} << (vector % 64);
   if (!now.masked && (pending_[vector / 64] & bit)) {

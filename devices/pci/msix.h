@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -85,6 +86,13 @@ class Msix {
 
   bool enabled() const;
   bool pending(uint16_t vector) const;
+  // Whether the vector delivers nothing now: its mask bit, the function mask, or MSI-X off.
+  bool masked(uint16_t vector) const;
+  // Called with a vector's number after its delivery became masked or unmasked, outside this
+  // object's lock and possibly from several threads at once, so the observer asks masked() for
+  // the current state rather than trusting the order of calls. A device whose peer signals the
+  // route's eventfd directly uses it to redirect the peer while the vector is masked.
+  void set_mask_observer(std::function<void(uint16_t vector)> observer);
   // The route behind a vector: its eventfd lets a peer raise the interrupt directly.
   const MsiRoute& route(uint16_t vector) const { return *routes_[vector]; }
 
@@ -103,6 +111,8 @@ class Msix {
   // pending interrupt once it is unmasked.
   void sync_vector(uint16_t vector);
   void table_access(uint64_t offset, std::span<uint8_t> read, std::span<const uint8_t> write);
+  // Tells the observer about the vectors sync_vector found changed; call without the lock.
+  void notify_mask_changes();
 
   MsixLayout layout_;
   std::vector<std::unique_ptr<MsiRoute>> routes_;
@@ -113,6 +123,8 @@ class Msix {
   std::vector<Pushed> pushed_;
   uint16_t control_ = 0;  // function mask and enable bits only
   uint16_t cap_offset_ = 0;
+  std::function<void(uint16_t)> mask_observer_;
+  std::vector<uint16_t> mask_changes_;
 };
 
 }  // namespace ioasis::devices

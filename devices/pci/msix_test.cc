@@ -228,5 +228,21 @@ TEST_F(MsixTest, ResetMasksAndClearsEverything) {
   EXPECT_TRUE(log(1).updates.back().second);
 }
 
+TEST_F(MsixTest, MaskObserverHearsOfEachVectorWhoseDeliveryChanged) {
+  std::vector<std::pair<uint16_t, bool>> seen;
+  msix->set_mask_observer([&](uint16_t v) { seen.emplace_back(v, msix->masked(v)); });
+  program(2, 0xfee00000, 0x31);
+  table_write32(2, 12, 0);  // unmasked entry, but MSI-X is still off
+  EXPECT_TRUE(seen.empty());
+  msix->set_message_control(Msix::kControlEnable);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], (std::pair<uint16_t, bool>{2, false}));
+  table_write32(2, 8, 0x32);  // a new message alone changes no mask
+  EXPECT_EQ(seen.size(), 1u);
+  msix->set_message_control(Msix::kControlEnable | Msix::kControlFunctionMask);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[1], (std::pair<uint16_t, bool>{2, true}));
+}
+
 }  // namespace
 }  // namespace ioasis::devices

@@ -49,20 +49,31 @@ uint32_t get32(std::span<const uint8_t> c, uint16_t at) {
 
 }  // namespace
 
+VfioPciDevice::VfioPciDevice(std::string name, std::shared_ptr<VfioDeviceTransport> device,
+                             PciConfigSpace config, VfioPciOptions options)
+    : name_(std::move(name)),
+      device_(std::move(device)),
+      config_(std::move(config)),
+      options_(std::move(options)) {}
+
+VfioPciDevice::~VfioPciDevice() = default;
+
 Result<std::unique_ptr<VfioPciDevice>> VfioPciDevice::create(
     std::string name, std::shared_ptr<VfioDeviceTransport> device, InterruptManager& interrupts,
-    DeviceMemoryMapper* mapper) {
+    VfioPciOptions options) {
   std::vector<uint8_t> config(pci::kConfigSpaceSize);
   IOASIS_TRY(device->region_read(VFIO_PCI_CONFIG_REGION_INDEX, 0, config));
   // The emulated part starts from the device's own identity so that reset() restores it.
   PciIds ids{static_cast<uint16_t>(get32(config, 0)), static_cast<uint16_t>(get32(config, 0) >> 16),
              get32(config, 8) >> 8, config[8]};
-  std::unique_ptr<VfioPciDevice> d(
-      new VfioPciDevice(std::move(name), std::move(device), PciConfigSpace(ids)));
+  std::unique_ptr<VfioPciDevice> d(new VfioPciDevice(std::move(name), std::move(device),
+                                                     PciConfigSpace(ids), std::move(options)));
+  d->intx_pin_ = config[pci::kInterruptPin] <= 4 ? config[pci::kInterruptPin] : 0;
   IOASIS_TRY(d->setup_bars(config));
   IOASIS_TRY(d->setup_msix(config, interrupts));
-  d->mapper_ = mapper;
-  if (mapper) IOASIS_TRY(d->setup_direct_areas());
+  IOASIS_TRY(d->setup_masked_vectors());
+  IOASIS_TRY(d->setup_error_irq());
+  if (d->options_.mapper) IOASIS_TRY(d->setup_direct_areas());
   spdlog::info("{}: PCI {:04x}:{:04x}, {} BARs ({} pieces mapped into the guest), {} MSI-X vectors",
                d->name_, ids.vendor_id, ids.device_id, d->config_.bars().size(), d->direct_.size(),
                d->msix_ ? d->msix_->vectors() : 0);
@@ -140,8 +151,8 @@ void VfioPciDevice::bar_moved(uint8_t index, uint64_t, uint64_t new_address) {
     area.guest.reset();
     // A BAR smaller than a page may sit off a page boundary; it stays trapped there.
     if (new_address == 0 || (new_address & (kPage - 1))) continue;
-    auto mapped = mapper_->map(Gpa(new_address + area.offset), {area.host.data(), area.host.size()},
-                               area.writable);
+    auto mapped = options_.mapper->map(Gpa(new_address + area.offset),
+                                       {area.host.data(), area.host.size()}, area.writable);
     if (!mapped) {
       spdlog::warn("{}: BAR {} +{:#x} stays trapped: {}", name_, index, area.offset,
                    mapped.error().message());
@@ -206,6 +217,8 @@ uint32_t VfioPciDevice::config_read(uint16_t offset) {
   }
   if (emulated(offset)) return config_.read(offset);
   uint32_t v = device_read32(offset);
+  // The interrupt line is the VMM's routing, not the device's.
+  if (offset == pci::kInterruptLine) v = (v & ~0xffu) | interrupt_line_;
   if (msix_cap_ && offset == msix_cap_) {
     uint16_t control = static_cast<uint16_t>(v >> 16 & kMsixTableSizeMask) | msix_control_;
     v = (v & 0xffff) | static_cast<uint32_t>(control) << 16;
@@ -224,6 +237,10 @@ void VfioPciDevice::config_write(uint16_t offset, uint32_t value, uint8_t byte_e
     config_.write(offset, value, byte_enables);
     return;
   }
+  if (offset == pci::kInterruptLine && (byte_enables & 1)) {
+    interrupt_line_ = static_cast<uint8_t>(value);  // scratch for the guest's drivers
+    byte_enables &= 0xe;
+  }
   if (msix_cap_ && offset == msix_cap_ && (byte_enables & 0x8)) {
     uint16_t control = static_cast<uint16_t>(value >> 16);
     write_msix_control(control & (Msix::kControlEnable | Msix::kControlFunctionMask));
@@ -236,18 +253,13 @@ void VfioPciDevice::write_msix_control(uint16_t control) {
   bool was_enabled = msix_control_ & Msix::kControlEnable;
   bool enable = control & Msix::kControlEnable;
   msix_control_ = control;
+  if (!enable) {
+    // Vectors are about to be masked by the disable; none is redirected on its own.
+    std::lock_guard lock(irq_mu_);
+    device_msix_on_ = false;
+  }
   msix_->set_message_control(control);
-  if (was_enabled == enable) return;
-  // Each vector's irqfd goes to the device: it raises the interrupt without passing through us.
-  std::vector<int> eventfds;
-  if (enable) {
-    for (uint16_t v = 0; v < msix_->vectors(); ++v) eventfds.push_back(msix_->route(v).eventfd());
-  }
-  auto r = device_->set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, 0, eventfds);
-  if (!r.ok()) {
-    spdlog::error("{}: {} MSI-X: {}", name_, enable ? "enabling" : "disabling",
-                  r.error().message());
-  }
+  if (was_enabled != enable) connect_msix(enable);
 }
 
 void VfioPciDevice::bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) {
@@ -272,6 +284,8 @@ void VfioPciDevice::reset() {
   config_.reset();
   auto r = device_->reset();
   if (!r.ok()) spdlog::warn("{}: device reset: {}", name_, r.error().message());
+  // An INTx masked at the device waits for an EOI that a reset guest will never send.
+  if (intx_line_) (void)device_->unmask_irq(VFIO_PCI_INTX_IRQ_INDEX);
 }
 
 }  // namespace ioasis::devices

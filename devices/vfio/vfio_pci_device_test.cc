@@ -37,9 +37,26 @@ class EventFdRoute : public MsiRoute {
   EventFd fd_;
 };
 
+// KVM's resampled irqfd without KVM: the test reads the trigger and signals the resample.
+class EventFdLine : public ResampledIrqLine {
+ public:
+  explicit EventFdLine(uint32_t gsi) : gsi(gsi) {}
+  int trigger_eventfd() const override { return trigger.fd(); }
+  int resample_eventfd() const override { return resample.fd(); }
+  uint32_t gsi;
+  EventFd trigger = std::move(*EventFd::create(EFD_NONBLOCK));
+  EventFd resample = std::move(*EventFd::create(EFD_NONBLOCK));
+};
+
 class Interrupts : public InterruptManager {
  public:
   std::shared_ptr<IrqLine> legacy_line(uint32_t) override { return nullptr; }
+  Result<std::unique_ptr<ResampledIrqLine>> create_resampled_line(uint32_t gsi) override {
+    auto line = std::make_unique<EventFdLine>(gsi);
+    lines.push_back(line.get());
+    return std::unique_ptr<ResampledIrqLine>(std::move(line));
+  }
+  std::vector<EventFdLine*> lines;
   Result<std::unique_ptr<MsiRoute>> create_msi_route() override {
     auto r = std::make_unique<EventFdRoute>();
     routes.push_back(r.get());
@@ -73,15 +90,20 @@ class RecordingMapper : public DeviceMemoryMapper {
 
 class VfioPciDeviceTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { start({}); }
+  void start(VfioPciOptions device_options, DmaEngineOptions engine = {}) {
+    device_.reset();
+    client_.reset();
+    server_.reset();
     ServerOptions options;
+    options.device = engine;
     options.socket_path =
         temp_socket(::testing::UnitTest::GetInstance()->current_test_info()->name());
     server_ = std::move(*VfioUserServer::create(options));
     server_->start();
     client_ =
         std::shared_ptr<VfioUserClient>(std::move(*VfioUserClient::connect(options.socket_path)));
-    auto device = VfioPciDevice::create("test", client_, interrupts_);
+    auto device = VfioPciDevice::create("test", client_, interrupts_, std::move(device_options));
     ASSERT_TRUE(device.ok()) << device.error().message();
     device_ = std::move(*device);
   }
@@ -101,6 +123,20 @@ class VfioPciDeviceTest : public ::testing::Test {
     return v;
   }
 
+  // Runs the control loop until `done` holds or five seconds pass.
+  bool run_until(const std::function<bool()>& done) {
+    auto end = std::chrono::steady_clock::now() + 5s;
+    while (!done() && std::chrono::steady_clock::now() < end) io_.run_one_for(10ms);
+    return done();
+  }
+  void copy(uint64_t src, uint64_t dst) {
+    bar0_write(dma_engine::kRegSrc, src, 8);
+    bar0_write(dma_engine::kRegDst, dst, 8);
+    bar0_write(dma_engine::kRegLength, 16, 4);
+    bar0_write(dma_engine::kRegDoorbell, 1, 4);
+  }
+
+  boost::asio::io_context io_;
   Interrupts interrupts_;
   std::unique_ptr<VfioUserServer> server_;
   std::shared_ptr<VfioUserClient> client_;
@@ -160,7 +196,7 @@ TEST_F(VfioPciDeviceTest, EnablingMsixHandsTheRouteEventfdToTheDeviceWhichFiresI
 
 TEST_F(VfioPciDeviceTest, MmappableBarEntersTheGuestMapWhereItDecodesAndLeavesWhenItStops) {
   RecordingMapper mapper;
-  auto created = VfioPciDevice::create("direct", client_, interrupts_, &mapper);
+  auto created = VfioPciDevice::create("direct", client_, interrupts_, {.mapper = &mapper});
   ASSERT_TRUE(created.ok()) << created.error().message();
   auto& d = *created;
   // BAR0 holds the registers and the MSI-X table and is not mmappable: it stays trapped.
@@ -200,6 +236,160 @@ TEST_F(VfioPciDeviceTest, MmappableBarEntersTheGuestMapWhereItDecodesAndLeavesWh
   d->bar_read(2, 4, {reinterpret_cast<uint8_t*>(&word), 4});
   EXPECT_EQ(word, 2654435761u);
   EXPECT_EQ(read32(dma_engine::kRegBar2Trapped), 1u);
+}
+
+// The route's eventfd counter: how many interrupts the device (or the PBA replay) raised.
+uint64_t take(int eventfd) {
+  uint64_t n = 0;
+  return ::read(eventfd, &n, sizeof(n)) == sizeof(n) ? n : 0;
+}
+
+TEST_F(VfioPciDeviceTest, EachFaultingCopyFiresTheFaultCallbackOnce) {
+  int faults = 0;
+  start({.io = &io_, .on_dma_fault = [&] { faults++; }});
+  Memfd ram = Memfd::create(1 << 20);
+  ASSERT_TRUE(client_->dma_map(Iova(0), ram.range(0, 1 << 20), iommu::Perm::kReadWrite).ok());
+  ASSERT_TRUE(client_->dma_map(Iova(4 << 20), ram.range(0, 4096), iommu::Perm::kRead).ok());
+  uint64_t completions = 0;
+  auto finished = [&] {
+    uint32_t lo = bar0_read32(dma_engine::kRegCompletions);
+    return lo > completions;
+  };
+  auto copy_and_wait = [&](uint64_t src, uint64_t dst) {
+    copy(src, dst);
+    ASSERT_TRUE(run_until(finished));
+    completions++;
+  };
+  copy_and_wait(0, 0x1000);        // fine
+  copy_and_wait(2 << 20, 0x1000);  // source unmapped
+  copy_and_wait(0, 4 << 20);       // destination read-only
+  ASSERT_TRUE(run_until([&] { return faults >= 2; }));
+  io_.run_for(50ms);
+  EXPECT_EQ(faults, 2);
+}
+
+TEST_F(VfioPciDeviceTest, WithoutACallbackTheErrorIrqStaysDisconnected) {
+  start({.io = &io_});
+  Memfd ram = Memfd::create(1 << 20);
+  ASSERT_TRUE(client_->dma_map(Iova(0), ram.range(0, 1 << 20), iommu::Perm::kReadWrite).ok());
+  copy(2 << 20, 0);
+  ASSERT_TRUE(run_until([&] { return bar0_read32(dma_engine::kRegCompletions) == 1; }));
+  io_.run_for(20ms);  // nothing to watch, nothing to crash
+  EXPECT_EQ(bar0_read32(dma_engine::kRegStatus),
+            status_of(DmaState::kError, DmaError::kSrcUnmapped));
+}
+
+class VfioPciPbaTest : public VfioPciDeviceTest {
+ protected:
+  void SetUp() override {
+    start({.io = &io_});
+    ram_ = Memfd::create(1 << 20);
+    ASSERT_TRUE(client_->dma_map(Iova(0), ram_.range(0, 1 << 20), iommu::Perm::kReadWrite).ok());
+    bar0_write(dma_engine::kMsixTable, 0xfee00000, 4);
+    bar0_write(dma_engine::kMsixTable + 8, 0x41, 4);
+    cap_ = msix_cap();
+  }
+  void mask_vector(bool masked) { bar0_write(dma_engine::kMsixTable + 12, masked ? 1 : 0, 4); }
+  void set_control(uint16_t control) { device_->config_write(cap_, uint32_t{control} << 16, 0xc); }
+  bool pba_bit() { return bar0_read32(dma_engine::kMsixPba) & 1; }
+  int route_fd() { return interrupts_.routes[0]->eventfd(); }
+  // A copy while masked: it completes, the control loop sees the redirected signal.
+  void masked_copy() {
+    uint32_t before = bar0_read32(dma_engine::kRegCompletions);
+    copy(0, 0x1000);
+    ASSERT_TRUE(run_until([&] { return bar0_read32(dma_engine::kRegCompletions) == before + 1; }));
+    // The engine signals just after it counts the completion; let the loop see that signal.
+    ASSERT_TRUE(run_until([&] { return device_->msix()->pending(0); }));
+    io_.run_for(20ms);
+  }
+
+  Memfd ram_;
+  uint16_t cap_ = 0;
+};
+
+TEST_F(VfioPciPbaTest, MaskedVectorSetsThePbaBitAndUnmaskDeliversItOnce) {
+  mask_vector(true);
+  set_control(Msix::kControlEnable);
+  masked_copy();
+  masked_copy();
+  EXPECT_TRUE(pba_bit());
+  EXPECT_EQ(take(route_fd()), 0u) << "a masked vector reaches no irqfd";
+
+  mask_vector(false);
+  EXPECT_FALSE(pba_bit());
+  EXPECT_EQ(take(route_fd()), 1u) << "two held-back completions make one interrupt";
+
+  // Unmasked, the device signals the irqfd itself again: no control loop involved.
+  copy(0, 0x1000);
+  pollfd p{route_fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  EXPECT_EQ(take(route_fd()), 1u);
+  EXPECT_FALSE(pba_bit());
+}
+
+TEST_F(VfioPciPbaTest, FunctionMaskHoldsBackLikeTheVectorMask) {
+  mask_vector(false);
+  set_control(Msix::kControlEnable | Msix::kControlFunctionMask);
+  masked_copy();
+  EXPECT_TRUE(pba_bit());
+  EXPECT_EQ(take(route_fd()), 0u);
+  set_control(Msix::kControlEnable);
+  EXPECT_FALSE(pba_bit());
+  EXPECT_EQ(take(route_fd()), 1u);
+}
+
+TEST_F(VfioPciPbaTest, MaskingAfterEnableRedirectsTheVector) {
+  mask_vector(false);
+  set_control(Msix::kControlEnable);
+  mask_vector(true);
+  masked_copy();
+  EXPECT_TRUE(pba_bit());
+  EXPECT_EQ(take(route_fd()), 0u);
+  // Disabling MSI-X forgets nothing the guest can see afterwards: reset clears the PBA.
+  device_->reset();
+  EXPECT_FALSE(pba_bit());
+}
+
+TEST_F(VfioPciDeviceTest, IntxFiresOncePerEoiAndHoldsWhatCameBetween) {
+  start({.io = &io_}, {.intx = true});
+  EXPECT_EQ(device_->msix(), nullptr);
+  ASSERT_EQ(device_->intx_pin(), 1);
+  EXPECT_EQ(device_->config_read(pci::kInterruptLine) >> 8 & 0xff, 1u) << "pin INTA";
+  ASSERT_TRUE(device_->connect_intx(interrupts_, 17).ok());
+  ASSERT_EQ(interrupts_.lines.size(), 1u);
+  EventFdLine& line = *interrupts_.lines[0];
+  EXPECT_EQ(line.gsi, 17u);
+  EXPECT_EQ(device_->config_read(pci::kInterruptLine) & 0xff, 17u);
+
+  Memfd ram = Memfd::create(1 << 20);
+  ASSERT_TRUE(client_->dma_map(Iova(0), ram.range(0, 1 << 20), iommu::Perm::kReadWrite).ok());
+  auto completions = [&] { return bar0_read32(dma_engine::kRegCompletions); };
+  copy(0, 0x1000);
+  pollfd p{line.trigger_eventfd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  EXPECT_EQ(take(line.trigger_eventfd()), 1u);
+
+  // Automasked: the next completion waits for the guest's EOI.
+  copy(0, 0x1000);
+  ASSERT_TRUE(run_until([&] { return completions() == 2; }));
+  io_.run_for(20ms);
+  EXPECT_EQ(take(line.trigger_eventfd()), 0u);
+  ASSERT_TRUE(line.resample.signal().ok());
+  ASSERT_TRUE(run_until([&] { return ::poll(&p, 1, 0) == 1; }));
+  EXPECT_EQ(take(line.trigger_eventfd()), 1u);
+
+  // EOI with nothing pending unmasks, so the next completion fires at once.
+  ASSERT_TRUE(line.resample.signal().ok());
+  io_.run_for(20ms);
+  copy(0, 0x1000);
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  EXPECT_EQ(take(line.trigger_eventfd()), 1u);
+}
+
+TEST_F(VfioPciDeviceTest, IntxIsRefusedForAFunctionWithMsix) {
+  start({.io = &io_});
+  EXPECT_FALSE(device_->connect_intx(interrupts_, 17).ok());
+  EXPECT_TRUE(interrupts_.lines.empty());
 }
 
 TEST_F(VfioPciDeviceTest, DeadDeviceReadsAllOnesAndReportsItsFailure) {

@@ -135,6 +135,19 @@ Result<void> VfioUserClient::set_irqs(uint32_t index, uint32_t start,
   return {};
 }
 
+Result<void> VfioUserClient::unmask_irq(uint32_t index) {
+  IrqSet set{};
+  set.argsz = sizeof(set);
+  set.index = index;
+  set.count = 1;
+  set.flags = VFIO_IRQ_SET_ACTION_UNMASK | VFIO_IRQ_SET_DATA_NONE;
+  IOASIS_ASSIGN_OR_RETURN(Message reply, call(Command::kDeviceSetIrqs, bytes_of(set)));
+  if (!reply.payload.empty() || !reply.fds.empty()) {
+    return reject(Error(Errc::kInvalidArgument, "SET_IRQS reply has a payload"));
+  }
+  return {};
+}
+
 Result<void> VfioUserClient::region_read(uint32_t index, uint64_t offset, std::span<uint8_t> data) {
   uint64_t step = server_caps_.max_data_xfer_size;
   for (uint64_t done = 0; done < data.size();) {

@@ -57,6 +57,7 @@ class VfioUserClient final : public VfioDeviceTransport {
   // Connects `eventfds` to vectors start.. of IRQ `index` (VFIO_IRQ_SET_ACTION_TRIGGER); an
   // empty span disconnects every vector of the index.
   Result<void> set_irqs(uint32_t index, uint32_t start, std::span<const int> eventfds) override;
+  Result<void> unmask_irq(uint32_t index) override;
   // Split into transfers no larger than the server's max_data_xfer_size.
   Result<void> region_read(uint32_t index, uint64_t offset, std::span<uint8_t> data) override;
   Result<void> region_write(uint32_t index, uint64_t offset,

@@ -337,6 +337,12 @@ std::function<void()> IommuEngine::queue_fault(uint32_t endpoint, const iommu::D
   ev.flags = (fault.access == iommu::Access::kRead ? kFaultFRead : kFaultFWrite) | kFaultFAddress;
   ev.endpoint = endpoint;
   ev.address = fault.iova.value;
+  if (fault.reason == iommu::FaultReason::kUnknown) {
+    // 5.13.6.9: without the ADDRESS flag the driver ignores the address; nor is the access known.
+    ev.reason = kFaultRUnknown;
+    ev.flags = 0;
+    ev.address = 0;
+  }
   // The spec lets the device drop events when the driver gives no buffer; a bounded backlog
   // keeps a faulting device from growing memory without limit.
   if (faults_.size() >= options_.fault_backlog) {

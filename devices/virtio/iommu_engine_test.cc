@@ -320,6 +320,17 @@ TEST_F(ViommuEngineTest, FaultOfAnUnattachedEndpointIsADomainFault) {
   EXPECT_EQ(ev->endpoint, kEp2);
 }
 
+TEST_F(ViommuEngineTest, FaultOfUnknownReasonCarriesNoAddressOrAccess) {
+  iommu::DmaFault f{Iova(0x1234), iommu::Access::kWrite, iommu::FaultReason::kUnknown};
+  engine_->report_fault(dev1_, f);
+  auto ev = engine_->next_fault();
+  ASSERT_TRUE(ev.has_value());
+  EXPECT_EQ(ev->reason, kFaultRUnknown);
+  EXPECT_EQ(ev->flags, 0u);
+  EXPECT_EQ(ev->address, 0u);
+  EXPECT_EQ(ev->endpoint, kEp1);
+}
+
 TEST_F(ViommuEngineTest, FaultBacklogIsBoundedAndCountsDrops) {
   start(EngineOptions{.bypass = false, .fault_backlog = 3});
   iommu::DmaFault f{Iova(0x1000), iommu::Access::kRead, iommu::FaultReason::kUnmapped};

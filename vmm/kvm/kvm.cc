@@ -176,6 +176,16 @@ Result<void> Vm::irqfd(int eventfd, uint32_t gsi, bool assign) {
   return {};
 }
 
+Result<void> Vm::irqfd_resample(int eventfd, int resamplefd, uint32_t gsi) {
+  kvm_irqfd req{};
+  req.fd = static_cast<uint32_t>(eventfd);
+  req.resamplefd = static_cast<uint32_t>(resamplefd);
+  req.gsi = gsi;
+  req.flags = KVM_IRQFD_FLAG_RESAMPLE;
+  IOASIS_TRY(do_ioctl(fd_.get(), KVM_IRQFD, &req, "KVM_IRQFD (resample)"));
+  return {};
+}
+
 Result<void> Vm::ioeventfd(int eventfd, uint64_t addr, uint32_t len, bool pio,
                            std::optional<uint64_t> datamatch, bool assign) {
   kvm_ioeventfd req{};

@@ -59,6 +59,8 @@ class Vm {
   Result<void> signal_msi(uint64_t address, uint32_t data);
   Result<void> set_gsi_routing(std::span<const kvm_irq_routing_entry> entries);
   Result<void> irqfd(int eventfd, uint32_t gsi, bool assign);
+  // A level irqfd: `eventfd` asserts `gsi`, an EOI de-asserts it and signals `resamplefd`.
+  Result<void> irqfd_resample(int eventfd, int resamplefd, uint32_t gsi);
   // An ioeventfd on a PIO port or MMIO address; `datamatch` narrows it to one written value.
   Result<void> ioeventfd(int eventfd, uint64_t addr, uint32_t len, bool pio,
                          std::optional<uint64_t> datamatch, bool assign);

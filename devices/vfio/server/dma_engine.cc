@@ -43,19 +43,31 @@ std::vector<uint8_t> msix_capability() {
   return bytes;
 }
 
+void signal(const UniqueFd& fd, const char* what) {
+  if (!fd.valid()) return;
+  uint64_t one = 1;
+  if (::write(fd.get(), &one, sizeof(one)) != sizeof(one)) {
+    spdlog::warn("dma engine: signalling the {} eventfd failed: {}", what, std::strerror(errno));
+  }
+}
+
 }  // namespace
 
-DmaEngine::DmaEngine(const DmaEngineOptions&)
-    : config_(PciIds{kVendorId, kDeviceId, kClassCode, 1, kVendorId, kDeviceId, 0}) {}
+DmaEngine::DmaEngine(const DmaEngineOptions& options)
+    : config_(PciIds{kVendorId, kDeviceId, kClassCode, 1, kVendorId, kDeviceId,
+                     static_cast<uint8_t>(options.intx ? 1 : 0)}),
+      intx_(options.intx) {}
 
 Result<std::unique_ptr<DmaEngine>> DmaEngine::create(const DmaEngineOptions& options) {
   std::unique_ptr<DmaEngine> e(new DmaEngine(options));
   IOASIS_TRY(e->config_.add_bar(PciBar{0, kBar0Size, PciBarKind::kMemory32, false}));
   IOASIS_TRY(e->config_.add_bar(PciBar{2, kBar2Size, PciBarKind::kMemory32, false}));
-  auto msix = msix_capability();
-  std::vector<uint8_t> msix_writable(msix.size(), 0);
-  msix_writable[3] = 0xc0;  // message control: MSI-X enable and function mask
-  IOASIS_TRY(e->config_.add_capability(msix, msix_writable));
+  if (!options.intx) {
+    auto msix = msix_capability();
+    std::vector<uint8_t> msix_writable(msix.size(), 0);
+    msix_writable[3] = 0xc0;  // message control: MSI-X enable and function mask
+    IOASIS_TRY(e->config_.add_capability(msix, msix_writable));
+  }
   if (options.isolation_group) {
     IsolationGroupCapability cap{
         kCapIdVendor, 0, sizeof(cap), kVendorCapIsolationGroup, 0, *options.isolation_group};
@@ -147,6 +159,8 @@ void DmaEngine::run() {
     } else if (auto c = dma_.copy(src, dst, length); c != DmaFaultKind::kNone) {
       error = c == DmaFaultKind::kPeer ? DmaError::kPeer : DmaError::kDstUnmapped;
     }
+    bool faulted = error == DmaError::kSrcUnmapped || error == DmaError::kDstUnmapped ||
+                   error == DmaError::kDstReadOnly;
     if (error != DmaError::kNone) {
       spdlog::debug("dma engine: copy {:#x} -> {:#x} ({} bytes) failed with error {}", src.value,
                     dst.value, length, static_cast<int>(error));
@@ -158,7 +172,11 @@ void DmaEngine::run() {
     ++completions_;
     cv_.notify_all();  // reset() may be waiting for this copy
     lock.unlock();
-    trigger_msix();
+    if (faulted) trigger_err();
+    if (intx_)
+      trigger_intx();
+    else
+      trigger_msix();
     lock.lock();
   }
 }
@@ -168,13 +186,46 @@ void DmaEngine::set_msix_eventfd(UniqueFd fd) {
   msix_fd_ = std::move(fd);
 }
 
+void DmaEngine::set_err_eventfd(UniqueFd fd) {
+  std::lock_guard lock(mu_);
+  err_fd_ = std::move(fd);
+}
+
 void DmaEngine::trigger_msix() {
   std::lock_guard lock(mu_);
-  if (!msix_fd_.valid()) return;
-  uint64_t one = 1;
-  if (::write(msix_fd_.get(), &one, sizeof(one)) != sizeof(one)) {
-    spdlog::warn("dma engine: signalling the MSI-X eventfd failed: {}", std::strerror(errno));
+  signal(msix_fd_, "MSI-X");
+}
+
+void DmaEngine::trigger_err() {
+  std::lock_guard lock(mu_);
+  signal(err_fd_, "error IRQ");
+}
+
+void DmaEngine::set_intx_eventfd(UniqueFd fd) {
+  std::lock_guard lock(mu_);
+  intx_fd_ = std::move(fd);
+  intx_masked_ = intx_pending_ = false;
+}
+
+void DmaEngine::trigger_intx() {
+  std::lock_guard lock(mu_);
+  if (intx_masked_) {
+    intx_pending_ = true;
+    return;
   }
+  if (!intx_fd_.valid()) return;
+  signal(intx_fd_, "INTx");
+  intx_masked_ = true;  // VFIO's automask: the owner unmasks once it has handled the interrupt
+}
+
+void DmaEngine::set_intx_masked(bool masked) {
+  {
+    std::lock_guard lock(mu_);
+    intx_masked_ = masked;
+    if (masked || !intx_pending_) return;
+    intx_pending_ = false;
+  }
+  trigger_intx();
 }
 
 void DmaEngine::reset() {

@@ -20,7 +20,9 @@
 // follows them, the trapped count does not.
 //
 // A copy runs on the engine's own thread; STATUS reads busy meanwhile and a doorbell then is
-// refused with kBusy. Each finished copy raises MSI-X vector 0.
+// refused with kBusy. Each finished copy raises MSI-X vector 0. A copy that fails because an IOVA
+// is not mapped, or not writable, also signals VFIO's error IRQ: vfio-user has no fault message,
+// and the error IRQ is how a VFIO device tells its owner that something went wrong.
 #pragma once
 
 #include <condition_variable>
@@ -69,6 +71,10 @@ enum class DmaError : uint8_t {
 
 struct DmaEngineOptions {
   std::optional<uint64_t> isolation_group;  // adds the isolation group capability
+  // No MSI-X capability: completions raise INTA instead, as VFIO presents INTx: level-triggered
+  // and automasked, so after one signal the line stays masked until the owner unmasks it, and a
+  // completion meanwhile is held and signalled on unmask.
+  bool intx = false;
 };
 
 class DmaEngine {
@@ -91,6 +97,15 @@ class DmaEngine {
   // The eventfd MSI-X vector 0 signals (invalid: none).
   void set_msix_eventfd(UniqueFd fd);
   void trigger_msix();
+  // The eventfd of VFIO_PCI_ERR_IRQ_INDEX, signalled once per copy that faulted (invalid: none).
+  void set_err_eventfd(UniqueFd fd);
+  void trigger_err();
+  // VFIO_PCI_INTX_IRQ_INDEX: its eventfd, an interrupt (signalled now or held while masked), and
+  // the owner's mask and unmask.
+  void set_intx_eventfd(UniqueFd fd);
+  void trigger_intx();
+  void set_intx_masked(bool masked);
+  bool intx() const { return intx_; }
   // Back to power-on: registers cleared, a running copy finished first.
   void reset();
 
@@ -117,6 +132,11 @@ class DmaEngine {
   uint32_t bar2_trapped_ = 0;
   uint8_t msix_table_[16] = {};
   UniqueFd msix_fd_;
+  UniqueFd err_fd_;
+  const bool intx_;
+  UniqueFd intx_fd_;
+  bool intx_masked_ = false;
+  bool intx_pending_ = false;
   std::thread worker_;
 };
 

@@ -1,11 +1,12 @@
 // vfio-user-dma-server: serves the DMA engine (dma_engine.h) over vfio-user.
 //
-//   vfio-user-dma-server --socket PATH [--group G] [--functions N]
+//   vfio-user-dma-server --socket PATH [--group G] [--functions N] [--intx]
 //
 // Function 0 listens on PATH; with --functions N, function i (1 <= i < N) listens on PATH.i, in
 // the same process. --group G declares every function a member of isolation group G (see
 // IsolationGroupCapability): a second function of one process is the textbook case of a device
-// the host IOMMU cannot isolate from its sibling. Runs until SIGINT or SIGTERM.
+// the host IOMMU cannot isolate from its sibling. --intx serves functions without MSI-X that
+// raise INTA on completion. Runs until SIGINT or SIGTERM.
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -22,10 +23,12 @@ int main(int argc, char** argv) {
   std::string socket_path;
   std::optional<uint64_t> group;
   int functions = 1;
+  bool intx = false;
   std::string log_level = "info";
   app.add_option("--socket", socket_path, "UNIX socket of function 0")->required();
   app.add_option("--group", group, "isolation group shared by all functions");
   app.add_option("--functions", functions, "number of functions")->check(CLI::Range(1, 8));
+  app.add_flag("--intx", intx, "no MSI-X: completions raise INTx");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
   CLI11_PARSE(app, argc, argv);
   if (auto r = ioasis::log::init(log_level); !r.ok()) {
@@ -45,6 +48,7 @@ int main(int argc, char** argv) {
     ServerOptions options;
     options.socket_path = i == 0 ? socket_path : socket_path + "." + std::to_string(i);
     options.device.isolation_group = group;
+    options.device.intx = intx;
     auto server = VfioUserServer::create(options);
     if (!server.ok()) {
       spdlog::error("function {}: {}", i, server.error().message());

@@ -121,6 +121,8 @@ void VfioUserServer::end_session() {
   device_->dma().set_remote(nullptr);
   device_->dma().clear();
   device_->set_msix_eventfd(UniqueFd());
+  device_->set_err_eventfd(UniqueFd());
+  device_->set_intx_eventfd(UniqueFd());
   std::lock_guard lock(session_mu_);
   session_.reset();
 }
@@ -228,8 +230,12 @@ Reply VfioUserServer::on_irq_info(std::span<const uint8_t> payload) {
     return Reply::failure(EINVAL);
   }
   vfio_irq_info info{sizeof(vfio_irq_info), 0, in->index, 0};
-  if (in->index == VFIO_PCI_MSIX_IRQ_INDEX) {
+  if (in->index == VFIO_PCI_ERR_IRQ_INDEX ||
+      (in->index == VFIO_PCI_MSIX_IRQ_INDEX && !device_->intx())) {
     info.flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE;
+    info.count = 1;
+  } else if (in->index == VFIO_PCI_INTX_IRQ_INDEX && device_->intx()) {
+    info.flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED;
     info.count = 1;
   }
   Reply r;
@@ -242,23 +248,63 @@ Reply VfioUserServer::on_set_irqs(Message& request) {
   if (!set.ok() || set->argsz != request.payload.size()) return Reply::failure(EINVAL);
   uint32_t data = set->flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
   uint32_t action = set->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
-  if (set->index != VFIO_PCI_MSIX_IRQ_INDEX || action != VFIO_IRQ_SET_ACTION_TRIGGER ||
-      (data & (data - 1)) != 0 || set->start + uint64_t{set->count} > 1) {
+  bool intx = set->index == VFIO_PCI_INTX_IRQ_INDEX && device_->intx();
+  bool known = set->index == VFIO_PCI_ERR_IRQ_INDEX || intx ||
+               (set->index == VFIO_PCI_MSIX_IRQ_INDEX && !device_->intx());
+  if (!known || (data & (data - 1)) != 0 || set->start + uint64_t{set->count} > 1) {
     return Reply::failure(EINVAL);
   }
   size_t extra = request.payload.size() - sizeof(IrqSet);
+  if (action != VFIO_IRQ_SET_ACTION_TRIGGER) {
+    // Masking is INTx's alone (VFIO_IRQ_INFO_MASKABLE); eventfds for it are not supported.
+    bool mask = action == VFIO_IRQ_SET_ACTION_MASK;
+    if (!intx || (!mask && action != VFIO_IRQ_SET_ACTION_UNMASK)) return Reply::failure(EINVAL);
+    if (data == VFIO_IRQ_SET_DATA_NONE && extra == 0 && request.fds.empty()) {
+      if (set->count == 1) device_->set_intx_masked(mask);
+    } else if (data == VFIO_IRQ_SET_DATA_BOOL && extra == set->count && request.fds.empty()) {
+      if (set->count == 1 && request.payload.back()) device_->set_intx_masked(mask);
+    } else {
+      return Reply::failure(EINVAL);
+    }
+    return Reply{};
+  }
+  return trigger_irqs(*set, request, extra);
+}
+
+Reply VfioUserServer::trigger_irqs(const IrqSet& set, Message& request, size_t extra) {
+  auto connect = [&](UniqueFd fd) {
+    switch (set.index) {
+      case VFIO_PCI_MSIX_IRQ_INDEX:
+        return device_->set_msix_eventfd(std::move(fd));
+      case VFIO_PCI_INTX_IRQ_INDEX:
+        return device_->set_intx_eventfd(std::move(fd));
+      default:
+        return device_->set_err_eventfd(std::move(fd));
+    }
+  };
+  auto fire = [&] {
+    switch (set.index) {
+      case VFIO_PCI_MSIX_IRQ_INDEX:
+        return device_->trigger_msix();
+      case VFIO_PCI_INTX_IRQ_INDEX:
+        return device_->trigger_intx();
+      default:
+        return device_->trigger_err();
+    }
+  };
+  uint32_t data = set.flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
   if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
-    if (extra != 0 || request.fds.size() > set->count) return Reply::failure(EINVAL);
-    device_->set_msix_eventfd(request.fds.empty() ? UniqueFd() : std::move(request.fds[0]));
+    if (extra != 0 || request.fds.size() > set.count) return Reply::failure(EINVAL);
+    connect(request.fds.empty() ? UniqueFd() : std::move(request.fds[0]));
   } else if (data == VFIO_IRQ_SET_DATA_NONE) {
     if (extra != 0 || !request.fds.empty()) return Reply::failure(EINVAL);
-    if (set->count == 0)
-      device_->set_msix_eventfd(UniqueFd());
+    if (set.count == 0)
+      connect(UniqueFd());
     else
-      device_->trigger_msix();
+      fire();
   } else if (data == VFIO_IRQ_SET_DATA_BOOL) {
-    if (extra != set->count || !request.fds.empty()) return Reply::failure(EINVAL);
-    if (set->count == 1 && request.payload.back()) device_->trigger_msix();
+    if (extra != set.count || !request.fds.empty()) return Reply::failure(EINVAL);
+    if (set.count == 1 && request.payload.back()) fire();
   } else {
     return Reply::failure(EINVAL);
   }

@@ -51,6 +51,8 @@ class VfioUserServer {
   Reply on_region_info(std::span<const uint8_t> payload);
   Reply on_irq_info(std::span<const uint8_t> payload);
   Reply on_set_irqs(Message& request);
+  // SET_IRQS with ACTION_TRIGGER: connect, disconnect or fire an index.
+  Reply trigger_irqs(const IrqSet& set, Message& request, size_t extra);
   Reply on_region_access(std::span<const uint8_t> payload, bool write);
   void end_session();
   static Result<void> remote_dma(const std::weak_ptr<Connection>& session, Iova iova,
