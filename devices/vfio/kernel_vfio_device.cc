@@ -120,17 +120,32 @@ Result<vfio_irq_info> KernelVfioDevice::irq_info(uint32_t index) {
 
 Result<void> KernelVfioDevice::set_irqs(uint32_t index, uint32_t start,
                                         std::span<const int> eventfds) {
+  if (eventfds.empty()) {  // count 0 with DATA_NONE: every vector off
+    return irq_set(index, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, {});
+  }
+  return irq_set(index, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, start,
+                 static_cast<uint32_t>(eventfds.size()), eventfds);
+}
+
+Result<void> KernelVfioDevice::unmask_irq(uint32_t index) {
+  return irq_set(index, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, 0, 1, {});
+}
+
+Result<void> KernelVfioDevice::set_unmask_eventfd(uint32_t index, int eventfd) {
+  return irq_set(index, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK, 0, 1,
+                 std::span(&eventfd, 1));
+}
+
+// VFIO_DEVICE_SET_IRQS: the fixed part, then one s32 per vector for DATA_EVENTFD.
+Result<void> KernelVfioDevice::irq_set(uint32_t index, uint32_t flags, uint32_t start,
+                                       uint32_t count, std::span<const int> eventfds) {
   std::vector<uint8_t> buf(sizeof(vfio_irq_set) + eventfds.size() * sizeof(int32_t));
   vfio_irq_set set{};
   set.argsz = static_cast<uint32_t>(buf.size());
+  set.flags = flags;
   set.index = index;
-  if (eventfds.empty()) {
-    set.flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;  // count 0: all off
-  } else {
-    set.flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
-    set.start = start;
-    set.count = static_cast<uint32_t>(eventfds.size());
-  }
+  set.start = start;
+  set.count = count;
   std::memcpy(buf.data(), &set, sizeof(set));
   for (size_t i = 0; i < eventfds.size(); ++i) {
     int32_t fd = eventfds[i];

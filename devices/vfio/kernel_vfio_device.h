@@ -34,6 +34,8 @@ class KernelVfioDevice final : public VfioDeviceTransport {
   Result<VfioRegionInfo> region_info(uint32_t index) override;
   Result<vfio_irq_info> irq_info(uint32_t index) override;
   Result<void> set_irqs(uint32_t index, uint32_t start, std::span<const int> eventfds) override;
+  Result<void> unmask_irq(uint32_t index) override;
+  Result<void> set_unmask_eventfd(uint32_t index, int eventfd) override;
   Result<void> region_read(uint32_t index, uint64_t offset, std::span<uint8_t> data) override;
   Result<void> region_write(uint32_t index, uint64_t offset,
                             std::span<const uint8_t> data) override;
@@ -48,6 +50,8 @@ class KernelVfioDevice final : public VfioDeviceTransport {
  private:
   KernelVfioDevice(iommu::KernelIo& io, iommu::KernelFd fd, std::string name, uint32_t flags)
       : io_(io), fd_(std::move(fd)), name_(std::move(name)), flags_(flags) {}
+  Result<void> irq_set(uint32_t index, uint32_t flags, uint32_t start, uint32_t count,
+                       std::span<const int> eventfds);
   Result<VfioRegionInfo> query_region(uint32_t index);
   // The region's info when [offset, offset+size) lies inside it.
   Result<VfioRegionInfo> checked_region(uint32_t index, uint64_t offset, uint64_t size);

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "devices/pci/pci_regs.h"
+#include "devices/vfio/eventfd_interrupts_test_util.h"
 #include "devices/vfio/kernel_vfio_test_util.h"
 #include "devices/vfio/vfio_pci_device.h"
 #include "devices/vfio/vfio_user_test_util.h"
@@ -21,33 +22,12 @@ namespace {
 using iommu::testing::FakeKernel;
 using testing::EngineModel;
 using testing::FakeSysfs;
+using testing::Interrupts;
 using vfio_user::DmaError;
 using vfio_user::DmaState;
 using vfio_user::testing::Memfd;
 using vfio_user::testing::status_of;
 namespace regs = vfio_user::dma_engine;
-
-class EventFdRoute : public MsiRoute {
- public:
-  EventFdRoute() : fd_(std::move(*EventFd::create(EFD_NONBLOCK))) {}
-  Result<void> update(const MsiMessage&, bool) override { return {}; }
-  void trigger() override { (void)fd_.signal(); }
-  int eventfd() const override { return fd_.fd(); }
-
- private:
-  EventFd fd_;
-};
-
-class Interrupts : public InterruptManager {
- public:
-  std::shared_ptr<IrqLine> legacy_line(uint32_t) override { return nullptr; }
-  Result<std::unique_ptr<MsiRoute>> create_msi_route() override {
-    auto r = std::make_unique<EventFdRoute>();
-    routes.push_back(r.get());
-    return std::unique_ptr<MsiRoute>(std::move(r));
-  }
-  std::vector<EventFdRoute*> routes;
-};
 
 std::string cdev(int n) { return "/dev/vfio/devices/vfio" + std::to_string(n); }
 
@@ -230,6 +210,37 @@ TEST_P(KernelVfioTest, SecondFunctionOfAGroupCannotUseAnotherAddressSpace) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), Errc::kPermissionDenied);
   EXPECT_TRUE(ctx_.attach(b.dma, x).ok());
+}
+
+TEST_P(KernelVfioTest, IntxIsUnmaskedByTheKernelOnTheResampleEventfdWithoutUs) {
+  auto model = std::make_shared<EngineModel>(fake_, cdev(0), true, /*intx=*/true);
+  fake_.add_vfio_device(cdev(0), 7, "0000:00:04.0", model);
+  sysfs_.add(0, "0000:00:04.0", 7);
+  KernelVfio::Opened d = open(0, "0000:00:04.0");
+  Interrupts interrupts;
+  // No control loop: nothing of ours could unmask INTx, only the device itself.
+  auto fn = VfioPciDevice::create("vfio:intx", d.device, interrupts);
+  ASSERT_TRUE(fn.ok()) << fn.error().message();
+  auto& dev = **fn;
+  EXPECT_EQ(dev.msix(), nullptr);
+  EXPECT_EQ(dev.intx_pin(), 1);
+  auto connected = dev.connect_intx(interrupts, 17);
+  ASSERT_TRUE(connected.ok()) << connected.error().message();
+  ASSERT_EQ(interrupts.lines.size(), 1u);
+  testing::EventFdLine& line = *interrupts.lines[0];
+  EXPECT_EQ(dev.config_read(pci::kInterruptLine) & 0xffff, 1u << 8 | 17);  // pin INTA, line 17
+
+  ASSERT_TRUE(ctx_.attach(d.dma, ioas_with_ram(0x100000, 0, 0x10000)).ok());
+  pollfd p{line.trigger.fd(), POLLIN, 0};
+  EXPECT_EQ(copy(*d.device, 0x100000, 0x108000, 8), status_of(DmaState::kDone));
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  EXPECT_EQ(*line.trigger.consume(), 1u);
+  // VFIO masked INTx when it fired: the next completion waits for the guest's EOI.
+  EXPECT_EQ(copy(*d.device, 0x100000, 0x108000, 8), status_of(DmaState::kDone));
+  EXPECT_EQ(::poll(&p, 1, 100), 0);
+  ASSERT_TRUE(line.resample.signal().ok());  // the EOI, as KVM signals it
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  EXPECT_EQ(*line.trigger.consume(), 1u);
 }
 
 TEST_P(KernelVfioTest, ANonPciDeviceIsRefusedAndLeavesTheContext) {

@@ -3,10 +3,13 @@
 // sysfs tree with the iommu_group links the opener reads.
 #pragma once
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include "devices/vfio/server/dma_engine.h"
 #include "iommu/testing/fake_kernel.h"
@@ -16,11 +19,16 @@ namespace ioasis::devices::testing {
 // FAKE device model: the DMA engine's regions and MSI-X behind a fake VFIO device fd. Before each
 // doorbell the engine's DMA table is refilled from what the fake IOMMU lets this device reach, and
 // every byte moves through FakeKernel::dma(), so an IOVA the IOMMU does not map fails the copy.
+// With `intx` the engine has INTx instead of MSI-X, automasked, and an unmask eventfd is watched
+// by a thread of the model, as the kernel's virqfd would.
 class EngineModel : public iommu::testing::FakeVfioModel {
  public:
-  EngineModel(iommu::testing::FakeKernel& fake, std::string cdev, bool with_reset = true)
-      : fake_(fake), cdev_(std::move(cdev)), with_reset_(with_reset) {
-    engine_ = std::move(*vfio_user::DmaEngine::create({}));
+  EngineModel(iommu::testing::FakeKernel& fake, std::string cdev, bool with_reset = true,
+              bool intx = false)
+      : fake_(fake), cdev_(std::move(cdev)), with_reset_(with_reset), intx_(intx) {
+    vfio_user::DmaEngineOptions options;
+    options.intx = intx;
+    engine_ = std::move(*vfio_user::DmaEngine::create(options));
     engine_->dma().set_remote(
         [this](Iova iova, std::span<uint8_t> data, bool write) -> Result<void> {
           if (fake_.dma(cdev_, iova.value, data, write) != 0) {
@@ -53,9 +61,34 @@ class EngineModel : public iommu::testing::FakeVfioModel {
         return {};
     }
   }
+  ~EngineModel() override { stop_unmask_watch(); }
+
   vfio_irq_info irq(uint32_t index) const override {
-    if (index != VFIO_PCI_MSIX_IRQ_INDEX) return {sizeof(vfio_irq_info), 0, index, 0};
+    if (index == VFIO_PCI_INTX_IRQ_INDEX && intx_) {
+      return {sizeof(vfio_irq_info),
+              VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED, index, 1};
+    }
+    if (index != VFIO_PCI_MSIX_IRQ_INDEX || intx_) return {sizeof(vfio_irq_info), 0, index, 0};
     return {sizeof(vfio_irq_info), VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE, index, 1};
+  }
+  int unmask(uint32_t index, std::optional<int> eventfd) override {
+    if (index != VFIO_PCI_INTX_IRQ_INDEX || !intx_) return -EINVAL;
+    if (!eventfd) {
+      engine_->set_intx_masked(false);
+      return 0;
+    }
+    stop_unmask_watch();
+    if (*eventfd < 0) return 0;
+    unmask_fd_.reset(::dup(*eventfd));
+    stop_.emplace(std::move(*EventFd::create(0)));
+    unmask_watch_ = std::thread([this] {
+      pollfd fds[] = {{unmask_fd_.get(), POLLIN, 0}, {stop_->fd(), POLLIN, 0}};
+      while (::poll(fds, 2, -1) > 0 && !(fds[1].revents & POLLIN)) {
+        uint64_t n;
+        if (::read(unmask_fd_.get(), &n, sizeof(n)) == sizeof(n)) engine_->set_intx_masked(false);
+      }
+    });
+    return 0;
   }
   int read(uint32_t index, uint64_t offset, std::span<uint8_t> data) override {
     if (index == VFIO_PCI_BAR0_REGION_INDEX) engine_->bar0_read(offset, data);
@@ -73,10 +106,15 @@ class EngineModel : public iommu::testing::FakeVfioModel {
     return 0;
   }
   int set_irqs(uint32_t index, uint32_t start, std::span<const int> eventfds) override {
-    if (index != VFIO_PCI_MSIX_IRQ_INDEX || start != 0 || eventfds.size() > 1) return -EINVAL;
+    uint32_t irq_index = intx_ ? VFIO_PCI_INTX_IRQ_INDEX : VFIO_PCI_MSIX_IRQ_INDEX;
+    if (index != irq_index || start != 0 || eventfds.size() > 1) return -EINVAL;
     UniqueFd fd;
     if (!eventfds.empty() && eventfds[0] >= 0) fd.reset(::dup(eventfds[0]));
-    engine_->set_msix_eventfd(std::move(fd));
+    if (intx_) {
+      engine_->set_intx_eventfd(std::move(fd));
+    } else {
+      engine_->set_msix_eventfd(std::move(fd));
+    }
     return 0;
   }
   int reset() override {
@@ -93,10 +131,20 @@ class EngineModel : public iommu::testing::FakeVfioModel {
     }
   }
 
+  void stop_unmask_watch() {
+    if (!unmask_watch_.joinable()) return;
+    (void)stop_->signal();
+    unmask_watch_.join();
+  }
+
   iommu::testing::FakeKernel& fake_;
   std::string cdev_;
   bool with_reset_;
+  bool intx_;
   std::unique_ptr<vfio_user::DmaEngine> engine_;
+  UniqueFd unmask_fd_;
+  std::optional<EventFd> stop_;
+  std::thread unmask_watch_;
 };
 
 // A directory standing in for /sys: class/vfio-dev/vfioN/device/iommu_group and

@@ -26,12 +26,17 @@ class VfioDeviceTransport {
   virtual Result<vfio_irq_info> irq_info(uint32_t index) = 0;
   // Connects `eventfds` to vectors start.. of IRQ `index`; empty disconnects the whole index.
   virtual Result<void> set_irqs(uint32_t index, uint32_t start, std::span<const int> eventfds) = 0;
-  // Unmasks vector 0 of a maskable index: INTx, which VFIO masks itself each time it fires. (A
-  // kernel transport could instead give KVM's resample eventfd to VFIO as an unmask eventfd and
-  // skip the trip through the VMM; that would be a method of its own.)
+  // Unmasks vector 0 of a maskable index: INTx, which VFIO masks itself each time it fires.
   virtual Result<void> unmask_irq(uint32_t index) {
     (void)index;
     return Error(Errc::kUnsupported, "this VFIO transport cannot unmask interrupts");
+  }
+  // Has the device unmask vector 0 of `index` itself whenever `eventfd` is signalled
+  // (VFIO_IRQ_SET_ACTION_UNMASK with an eventfd): given KVM's resample eventfd, a guest EOI
+  // unmasks INTx without a trip through this process. kUnsupported where only unmask_irq() works.
+  virtual Result<void> set_unmask_eventfd(uint32_t index, int eventfd) {
+    (void)index, (void)eventfd;
+    return Error(Errc::kUnsupported, "this VFIO transport takes no unmask eventfd");
   }
   virtual Result<void> region_read(uint32_t index, uint64_t offset, std::span<uint8_t> data) = 0;
   virtual Result<void> region_write(uint32_t index, uint64_t offset,

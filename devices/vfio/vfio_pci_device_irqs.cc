@@ -160,21 +160,27 @@ void VfioPciDevice::on_vector_mask_changed(uint16_t vector) {
 Result<void> VfioPciDevice::connect_intx(InterruptManager& interrupts, uint32_t gsi) {
   if (msix_) return Error(Errc::kUnsupported, "INTx is only wired for functions without MSI-X");
   if (intx_pin_ == 0) return Error(Errc::kUnsupported, "the function has no interrupt pin");
-  if (!options_.io) return Error(Errc::kUnsupported, "INTx needs a control loop to resample");
   IOASIS_ASSIGN_OR_RETURN(vfio_irq_info info, device_->irq_info(VFIO_PCI_INTX_IRQ_INDEX));
   if (info.count < 1 || !(info.flags & VFIO_IRQ_INFO_EVENTFD)) {
     return Error(Errc::kUnsupported, "the device offers no INTx eventfd");
   }
   IOASIS_ASSIGN_OR_RETURN(intx_line_, interrupts.create_resampled_line(gsi));
-  // VFIO masks INTx each time it fires; the guest's EOI is when it may fire again.
-  IOASIS_ASSIGN_OR_RETURN(
-      intx_resample_,
-      EventfdWatch::watch(*options_.io, intx_line_->resample_eventfd(), [this](uint64_t) {
-        auto r = device_->unmask_irq(VFIO_PCI_INTX_IRQ_INDEX);
-        if (!r.ok()) note_failure(r.error());
-      }));
   int fd = intx_line_->trigger_eventfd();
   IOASIS_TRY(device_->set_irqs(VFIO_PCI_INTX_IRQ_INDEX, 0, std::span(&fd, 1)));
+  // VFIO masks INTx each time it fires; the guest's EOI is when it may fire again. A kernel
+  // device unmasks itself on the resample eventfd; a vfio-user one is told by us.
+  auto direct =
+      device_->set_unmask_eventfd(VFIO_PCI_INTX_IRQ_INDEX, intx_line_->resample_eventfd());
+  if (!direct.ok() && direct.error().code() != Errc::kUnsupported) return std::move(direct).error();
+  if (!direct.ok()) {
+    if (!options_.io) return Error(Errc::kUnsupported, "INTx needs a control loop to resample");
+    IOASIS_ASSIGN_OR_RETURN(
+        intx_resample_,
+        EventfdWatch::watch(*options_.io, intx_line_->resample_eventfd(), [this](uint64_t) {
+          auto r = device_->unmask_irq(VFIO_PCI_INTX_IRQ_INDEX);
+          if (!r.ok()) note_failure(r.error());
+        }));
+  }
   interrupt_line_ = static_cast<uint8_t>(gsi);
   spdlog::info("{}: INTx pin {} on GSI {}", name_, "ABCD"[intx_pin_ - 1], gsi);
   return {};

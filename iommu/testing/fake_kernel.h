@@ -17,6 +17,7 @@
 
 #include <linux/vfio.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -51,6 +52,12 @@ class FakeVfioModel {
   // Eventfds for vectors start.. of `index` (-1 disconnects one); empty disconnects them all.
   // The fds stay the caller's: the model dups what it keeps, as the kernel takes a reference.
   virtual int set_irqs(uint32_t index, uint32_t start, std::span<const int> eventfds) = 0;
+  // ACTION_UNMASK of vector 0 of a maskable `index`: now (nullopt), or whenever `eventfd` is
+  // signalled from now on (-1 stops that). The eventfd stays the caller's, as in set_irqs.
+  virtual int unmask(uint32_t index, std::optional<int> eventfd) {
+    (void)index, (void)eventfd;
+    return -EINVAL;
+  }
   virtual int reset() = 0;
 };
 

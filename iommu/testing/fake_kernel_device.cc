@@ -49,15 +49,33 @@ int region_info(FakeVfioModel& model, void* arg) {
   return 0;
 }
 
+// Unmasking is for maskable IRQs (INTx) and vector 0 only, as vfio-pci allows it.
+int unmask(FakeVfioModel& model, const vfio_irq_set& set, const vfio_irq_info& irq) {
+  if (!(irq.flags & VFIO_IRQ_INFO_MASKABLE) || set.start != 0 || set.count != 1) return -EINVAL;
+  switch (set.flags & VFIO_IRQ_SET_DATA_TYPE_MASK) {
+    case VFIO_IRQ_SET_DATA_NONE:
+      return model.unmask(set.index, std::nullopt);
+    case VFIO_IRQ_SET_DATA_EVENTFD: {
+      if (set.argsz < sizeof(vfio_irq_set) + sizeof(int32_t)) return -EINVAL;
+      int32_t fd;
+      std::memcpy(&fd, set.data, sizeof(fd));
+      return model.unmask(set.index, fd);
+    }
+    default:
+      return -EINVAL;
+  }
+}
+
 int set_irqs(FakeVfioModel& model, void* arg) {
   if (short_arg<vfio_irq_set>(arg)) return -EINVAL;
   auto* set = static_cast<vfio_irq_set*>(arg);
   if (set->flags & ~kIrqSetKnown) return -EINVAL;
   uint32_t data = set->flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
   uint32_t action = set->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
-  if (action != VFIO_IRQ_SET_ACTION_TRIGGER) return -EINVAL;  // masking is not modelled
   vfio_irq_info irq = model.irq(set->index);
   if (irq.count == 0) return -EINVAL;
+  if (action == VFIO_IRQ_SET_ACTION_UNMASK) return unmask(model, *set, irq);
+  if (action != VFIO_IRQ_SET_ACTION_TRIGGER) return -EINVAL;  // MASK is not modelled
   if (data == VFIO_IRQ_SET_DATA_NONE && set->count == 0) return model.set_irqs(set->index, 0, {});
   if (data != VFIO_IRQ_SET_DATA_EVENTFD) return -EINVAL;
   if (set->start >= irq.count || set->count > irq.count - set->start) return -EINVAL;
