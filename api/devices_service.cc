@@ -76,6 +76,23 @@ grpc::Status DevicesService::AddDisk(grpc::ServerContext*, const v1::AddDiskRequ
   }));
 }
 
+// What every cold-plugged passthrough function is checked for: an ioas= that the configuration
+// creates, and an id of its own (a free "<prefix><n>" when none is given).
+static Result<std::string> coldplug_id(const VmConfig& config, const std::string& ioas,
+                                       const std::string& id, std::string_view prefix,
+                                       size_t index) {
+  if (!ioas.empty() && std::find(config.address_spaces.begin(), config.address_spaces.end(),
+                                 ioas) == config.address_spaces.end()) {
+    return Error(Errc::kNotFound,
+                 fmt::format("device.ioas: no address space '{}' in the configuration", ioas));
+  }
+  if (id.empty()) return config.free_device_id(prefix, index);
+  if (config.has_device_id(id)) {
+    return Error(Errc::kAlreadyExists, fmt::format("device.id: a device '{}' exists", id));
+  }
+  return id;
+}
+
 grpc::Status DevicesService::AddUserDevice(grpc::ServerContext*,
                                            const v1::AddUserDeviceRequest* req,
                                            v1::AddDeviceResponse* resp) {
@@ -87,16 +104,8 @@ grpc::Status DevicesService::AddUserDevice(grpc::ServerContext*,
     IOASIS_ASSIGN_OR_RETURN(VmConfig * config, vmm_.config_for_coldplug());
     UserDeviceConfig d{u.socket(), u.iommu(), std::nullopt, u.ioas(), u.id()};
     if (u.group()) d.group = u.group();
-    if (!d.ioas.empty() && std::find(config->address_spaces.begin(), config->address_spaces.end(),
-                                     d.ioas) == config->address_spaces.end()) {
-      return Error(Errc::kNotFound,
-                   fmt::format("device.ioas: no address space '{}' in the configuration", d.ioas));
-    }
-    if (d.id.empty()) {
-      d.id = config->free_device_id("user", config->user_devices.size());
-    } else if (config->has_device_id(d.id)) {
-      return Error(Errc::kAlreadyExists, fmt::format("device.id: a device '{}' exists", d.id));
-    }
+    IOASIS_ASSIGN_OR_RETURN(
+        d.id, coldplug_id(*config, d.ioas, d.id, "user", config->user_devices.size()));
     config->user_devices.push_back(d);
     resp->set_id(d.id);
     vmm_.publish({VmEvent::Kind::kDeviceAdded, vmm_.state(), d.id, "vfio-user " + d.socket, 0});
@@ -114,16 +123,8 @@ grpc::Status DevicesService::AddVfio(grpc::ServerContext*, const v1::AddVfioRequ
   return to_status(vmm_.call([&]() -> Result<void> {
     IOASIS_ASSIGN_OR_RETURN(VmConfig * config, vmm_.config_for_coldplug());
     KernelDeviceConfig d{v.path(), v.iommu(), v.ioas(), v.id()};
-    if (!d.ioas.empty() && std::find(config->address_spaces.begin(), config->address_spaces.end(),
-                                     d.ioas) == config->address_spaces.end()) {
-      return Error(Errc::kNotFound,
-                   fmt::format("device.ioas: no address space '{}' in the configuration", d.ioas));
-    }
-    if (d.id.empty()) {
-      d.id = config->free_device_id("vfio", config->kernel_devices.size());
-    } else if (config->has_device_id(d.id)) {
-      return Error(Errc::kAlreadyExists, fmt::format("device.id: a device '{}' exists", d.id));
-    }
+    IOASIS_ASSIGN_OR_RETURN(
+        d.id, coldplug_id(*config, d.ioas, d.id, "vfio", config->kernel_devices.size()));
     config->kernel_devices.push_back(d);
     resp->set_id(d.id);
     vmm_.publish({VmEvent::Kind::kDeviceAdded, vmm_.state(), d.id, "vfio " + d.path, 0});

@@ -19,6 +19,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -164,6 +165,8 @@ class FakeKernel final : public KernelIo {
   // Device fds (fake_kernel_device.cc): answered by the model without holding mu_, so that a
   // model may DMA from another thread while it works.
   std::shared_ptr<FakeVfioModel> device_model(int fd, bool* is_device);
+  ssize_t region_access(int fd, uint64_t offset, size_t count, bool write,
+                        const std::function<int(FakeVfioModel&, uint32_t, uint64_t)>& op);
   int device_ioctl(FakeVfioModel& model, unsigned long request, void* arg);
 
   mutable std::recursive_mutex mu_;

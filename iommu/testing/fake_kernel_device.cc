@@ -131,30 +131,34 @@ int FakeKernel::device_ioctl(FakeVfioModel& model, unsigned long request, void* 
   }
 }
 
-ssize_t FakeKernel::pread(int fd, void* buf, size_t count, uint64_t offset) {
+// Region access at `offset` (region index << kRegionShift | offset in the region), within the
+// region and as its flags allow.
+ssize_t FakeKernel::region_access(
+    int fd, uint64_t offset, size_t count, bool write,
+    const std::function<int(FakeVfioModel&, uint32_t, uint64_t)>& op) {
   bool is_device = false;
   std::shared_ptr<FakeVfioModel> model = device_model(fd, &is_device);
   if (!model) return is_device ? -EINVAL : -EBADF;
   auto index = static_cast<uint32_t>(offset >> kRegionShift);
   uint64_t at = offset & kRegionMask;
   FakeVfioModel::Region r = model->region(index);
-  if (!(r.flags & VFIO_REGION_INFO_FLAG_READ) || at >= r.size || count > r.size - at)
-    return -EINVAL;
-  int rc = model->read(index, at, {static_cast<uint8_t*>(buf), count});
+  uint32_t allowed = write ? VFIO_REGION_INFO_FLAG_WRITE : VFIO_REGION_INFO_FLAG_READ;
+  if (!(r.flags & allowed) || at >= r.size || count > r.size - at) return -EINVAL;
+  int rc = op(*model, index, at);
   return rc < 0 ? rc : static_cast<ssize_t>(count);
 }
 
+ssize_t FakeKernel::pread(int fd, void* buf, size_t count, uint64_t offset) {
+  return region_access(fd, offset, count, false,
+                       [&](FakeVfioModel& m, uint32_t index, uint64_t at) {
+                         return m.read(index, at, {static_cast<uint8_t*>(buf), count});
+                       });
+}
+
 ssize_t FakeKernel::pwrite(int fd, const void* buf, size_t count, uint64_t offset) {
-  bool is_device = false;
-  std::shared_ptr<FakeVfioModel> model = device_model(fd, &is_device);
-  if (!model) return is_device ? -EINVAL : -EBADF;
-  auto index = static_cast<uint32_t>(offset >> kRegionShift);
-  uint64_t at = offset & kRegionMask;
-  FakeVfioModel::Region r = model->region(index);
-  if (!(r.flags & VFIO_REGION_INFO_FLAG_WRITE) || at >= r.size || count > r.size - at)
-    return -EINVAL;
-  int rc = model->write(index, at, {static_cast<const uint8_t*>(buf), count});
-  return rc < 0 ? rc : static_cast<ssize_t>(count);
+  return region_access(fd, offset, count, true, [&](FakeVfioModel& m, uint32_t index, uint64_t at) {
+    return m.write(index, at, {static_cast<const uint8_t*>(buf), count});
+  });
 }
 
 Result<MappedRegion> FakeKernel::mmap(int fd, uint64_t offset, size_t length, int prot) {
