@@ -74,8 +74,8 @@ class KvmIoEvents final : public devices::IoEvents {
 
 }  // namespace
 
-Vm::Vm(const VmConfig& config, asio::io_context& io, ExitHandler on_exit)
-    : config_(config), io_(io), exit_(std::move(on_exit)) {}
+Vm::Vm(const VmConfig& config, asio::io_context& io, ExitHandler on_exit, HostKernel host)
+    : config_(config), io_(io), host_(std::move(host)), exit_(std::move(on_exit)) {}
 
 Vm::~Vm() {
   stop();
@@ -88,9 +88,9 @@ Vm::~Vm() {
 }
 
 Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config, asio::io_context& io,
-                                       ExitHandler on_exit) {
+                                       ExitHandler on_exit, HostKernel host) {
   IOASIS_TRY(config.validate());
-  std::unique_ptr<Vm> vm(new Vm(config, io, std::move(on_exit)));
+  std::unique_ptr<Vm> vm(new Vm(config, io, std::move(on_exit), std::move(host)));
   IOASIS_TRY(vm->create_kvm_vm());
   IOASIS_TRY(vm->create_memory());
   IOASIS_TRY(vm->create_dma());

@@ -16,6 +16,7 @@
 #include "devices/legacy/serial.h"
 #include "devices/legacy/serial_output.h"
 #include "devices/pci/pci_root.h"
+#include "devices/vfio/kernel_vfio_device.h"
 #include "devices/virtio/endpoints.h"
 #include "devices/virtio/ioevents.h"
 #include "devices/virtio/iommu_engine.h"
@@ -32,7 +33,6 @@
 #include "vmm/vm_exit.h"
 
 namespace ioasis::devices {
-class KernelVfio;
 class VfioDeviceTransport;
 }  // namespace ioasis::devices
 
@@ -51,6 +51,13 @@ struct DeviceRecord {
   std::function<std::optional<Error>()> health;
 };
 
+// The host kernel interfaces a VM uses besides KVM: where --device functions are opened. Tests
+// put the FAKE kernel of iommu/testing/fake_kernel.h and a scratch sysfs tree here.
+struct HostKernel {
+  iommu::KernelIo* io = nullptr;  // the real kernel when null
+  devices::KernelVfioOptions vfio;
+};
+
 class Vm {
  public:
   // Called once, from whichever thread saw it first, when the VM stops by itself (power-off,
@@ -63,7 +70,7 @@ class Vm {
   // Builds the whole machine; any bad input (config, kernel, initramfs) is an error here, before
   // a vCPU runs.
   static Result<std::unique_ptr<Vm>> create(const VmConfig& config, boost::asio::io_context& io,
-                                            ExitHandler on_exit);
+                                            ExitHandler on_exit, HostKernel host = {});
   ~Vm();
 
   // Starts the vCPU threads.
@@ -93,7 +100,7 @@ class Vm {
   devices::virtio::IommuEndpoints& iommu_endpoints() { return *iommu_endpoints_; }
 
  private:
-  Vm(const VmConfig& config, boost::asio::io_context& io, ExitHandler on_exit);
+  Vm(const VmConfig& config, boost::asio::io_context& io, ExitHandler on_exit, HostKernel host);
 
   Result<void> create_kvm_vm();
   Result<void> create_memory();
@@ -143,6 +150,7 @@ class Vm {
 
   VmConfig config_;
   boost::asio::io_context& io_;
+  HostKernel host_;
   ExitLatch exit_;
 
   std::optional<kvm::System> kvm_;

@@ -108,7 +108,8 @@ Result<void> Vm::create_kernel_devices() {
     auto context = [&](Error e) { return e.context(fmt::format("--device path={}", k.path)); };
 
     if (!kernel_vfio_) {
-      kernel_vfio_ = std::make_shared<devices::KernelVfio>(iommu::KernelIo::system(), *ioasids_);
+      iommu::KernelIo& io = host_.io ? *host_.io : iommu::KernelIo::system();
+      kernel_vfio_ = std::make_shared<devices::KernelVfio>(io, *ioasids_, host_.vfio);
     }
     auto opened = kernel_vfio_->open(k.path, id);
     if (!opened) return context(std::move(opened).error());

@@ -180,8 +180,14 @@ std::vector<FakeKernel::DmaWindow> FakeKernel::dma_windows(const std::string& cd
   std::vector<DmaWindow> out;
   auto dev = cdevs_.find(cdev_path);
   if (dev == cdevs_.end()) return out;
-  if (dev->second.pt) {
-    for (const auto& [iova, m] : ioas_.at(*dev->second.pt).mappings) {
+  // The IOMMU translates per group: a device reaches the page table a sibling of its group is
+  // attached to, attached itself or not. (That is why siblings may not be split.)
+  std::optional<uint32_t> pt = dev->second.pt;
+  for (const auto& [path, other] : cdevs_) {
+    if (!pt && other.group == dev->second.group) pt = other.pt;
+  }
+  if (pt) {
+    for (const auto& [iova, m] : ioas_.at(*pt).mappings) {
       out.push_back({iova, m.last, m.va, (m.flags & IOMMU_IOAS_MAP_READABLE) != 0,
                      (m.flags & IOMMU_IOAS_MAP_WRITEABLE) != 0});
     }

@@ -8,6 +8,18 @@
 
 namespace ioasis::devices::vfio_user {
 
+namespace {
+
+// A remote access refused because the IOMMU there does not map the address is a DMA fault like
+// any other; any other failure is the peer's.
+DmaFaultKind remote_fault(const Result<void>& r) {
+  if (r.ok()) return DmaFaultKind::kNone;
+  return r.error().code() == Errc::kPermissionDenied ? DmaFaultKind::kUnmapped
+                                                     : DmaFaultKind::kPeer;
+}
+
+}  // namespace
+
 Result<void> DmaRegions::map(Iova iova, uint64_t size, bool readable, bool writable, UniqueFd fd,
                              uint64_t fd_offset) {
   if (size == 0 || !range_fits(iova.value, size)) {
@@ -119,8 +131,10 @@ DmaFaultKind DmaRegions::copy(Iova src, Iova dst, uint64_t length) {
       {
         std::lock_guard remote_lock(remote_mu_);
         if (!remote_) return DmaFaultKind::kPeer;
-        if (!src_local && !remote_(src, bounce, false).ok()) return DmaFaultKind::kPeer;
-        if (!dst_local && !remote_(dst, bounce, true).ok()) return DmaFaultKind::kPeer;
+        DmaFaultKind f =
+            src_local ? DmaFaultKind::kNone : remote_fault(remote_(src, bounce, false));
+        if (f == DmaFaultKind::kNone && !dst_local) f = remote_fault(remote_(dst, bounce, true));
+        if (f != DmaFaultKind::kNone) return f;
       }
       if (dst_local) {
         lock.lock();  // look again: the region may have gone while the lock was dropped
