@@ -266,11 +266,11 @@ TEST(AcpiTables, DsdtRoutesEachSlotPinToItsSwizzledGsi) {
   EXPECT_EQ(static_cast<uint8_t>(body[prt + 5]) >> 6, 1) << "two-byte PkgLength";
   EXPECT_EQ(static_cast<uint8_t>(body[prt + 7]), 0x80);
   EXPECT_EQ(body.substr(prt + 8, 10), std::string("\x12\x09\x04\x0b\xff\xff\x00\x00\x0a\x10", 10));
-  EXPECT_THAT(body, HasSubstr(std::string(
-                        "\x12\x0c\x04\x0c\xff\xff\x01\x00\x0a\x02\x00\x0a\x13", 13)));
+  EXPECT_THAT(body,
+              HasSubstr(std::string("\x12\x0c\x04\x0c\xff\xff\x01\x00\x0a\x02\x00\x0a\x13", 13)));
   // Slot 31 INTD: GSI 16 + (31 + 3) % 4 = 18.
-  EXPECT_THAT(body, HasSubstr(std::string(
-                        "\x12\x0c\x04\x0c\xff\xff\x1f\x00\x0a\x03\x00\x0a\x12", 13)));
+  EXPECT_THAT(body,
+              HasSubstr(std::string("\x12\x0c\x04\x0c\xff\xff\x1f\x00\x0a\x03\x00\x0a\x12", 13)));
 }
 
 TEST(AcpiConfigValidation, RejectsOutOfRangeCpuCounts) {

@@ -47,8 +47,7 @@ Aml pci_routing_table() {
   for (uint32_t slot = 0; slot < kPciSlots; ++slot) {
     for (uint32_t pin = 0; pin < kPciIntxPins; ++pin) {
       // Address: device number in the high word, 0xFFFF for "any function".
-      entries.push_back(package({integer((uint64_t{slot} << 16) | 0xffff), integer(pin),
-                                 integer(0),
+      entries.push_back(package({integer((uint64_t{slot} << 16) | 0xffff), integer(pin), integer(0),
                                  integer(layout::kGsiPciIntxBase + (slot + pin) % kPciIntxPins)}));
     }
   }
