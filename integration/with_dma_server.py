@@ -7,7 +7,9 @@ in its arguments replaced by the socket path, then stops the server with SIGTERM
 exit status is ours, except that a server which died during the run fails it: the scenarios
 never ask the server to go away.
 
-  with_dma_server.py --server BIN [--functions N] [--group G] -- CMD ARGS...
+  with_dma_server.py --server BIN [--functions N] [--group G] [--server-arg=ARG ...] -- CMD ARGS...
+
+Each --server-arg is passed on to the server as it stands (e.g. --server-arg=--intx).
 """
 import argparse
 import os
@@ -72,6 +74,8 @@ def main():
     p.add_argument("--server", required=True, help="the vfio-user-dma-server binary")
     p.add_argument("--functions", type=int, default=1)
     p.add_argument("--group", type=int, help="isolation group of every function")
+    p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                   help="one more server argument; repeatable")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run")
     args = p.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -84,6 +88,7 @@ def main():
     server_cmd = [args.server, "--socket", base, "--functions", str(args.functions)]
     if args.group is not None:
         server_cmd += ["--group", str(args.group)]
+    server_cmd += args.server_arg
     print("+ " + " ".join(server_cmd), flush=True)
     server = subprocess.Popen(server_cmd, stdin=subprocess.DEVNULL)
     try:

@@ -46,6 +46,7 @@ static bool vector_bit(uint32_t reg_base, uint8_t vector) {
 
 bool lapic_irr(uint8_t vector) { return vector_bit(kLapicIrr, vector); }
 bool lapic_isr(uint8_t vector) { return vector_bit(kLapicIsr, vector); }
+bool lapic_tmr(uint8_t vector) { return vector_bit(kLapicTmr, vector); }
 
 bool lapic_send_self_ipi(uint8_t vector) {
   lapic_write(kLapicIcrHigh, 0);

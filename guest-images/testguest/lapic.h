@@ -11,6 +11,7 @@ enum {
   kLapicEoi = 0xb0,
   kLapicSvr = 0xf0,
   kLapicIsr = 0x100,  // eight 32-bit registers, 16 bytes apart
+  kLapicTmr = 0x180,  // trigger mode: set when the vector was accepted as level triggered
   kLapicIrr = 0x200,
   kLapicIcrLow = 0x300,
   kLapicIcrHigh = 0x310,
@@ -34,6 +35,7 @@ uint8_t lapic_id(void);
 void lapic_eoi(void);
 bool lapic_irr(uint8_t vector);
 bool lapic_isr(uint8_t vector);
+bool lapic_tmr(uint8_t vector);
 
 // Fixed self-IPI through the ICR; false if the delivery status never returns to idle.
 bool lapic_send_self_ipi(uint8_t vector);

@@ -25,9 +25,11 @@ enum {
   kPciSecondaryBus = 0x19,  // type 1 header
   kPciCapPointer = 0x34,
   kPciInterruptLine = 0x3c,
+  kPciInterruptPin = 0x3d,  // 0: none, 1-4: INTA-INTD
   kPciCommandIo = 0x1,
   kPciCommandMemory = 0x2,
   kPciCommandBusMaster = 0x4,
+  kPciCommandIntxDisable = 0x400,
   kPciStatusCapList = 0x10,
   kPciHeaderMultiFunction = 0x80,
   kPciConfigSize = 256,

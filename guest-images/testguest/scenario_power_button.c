@@ -6,6 +6,7 @@
 #include "arch.h"
 #include "check.h"
 #include "idt.h"
+#include "ioapic.h"
 #include "lapic.h"
 #include "print.h"
 #include "scenario.h"
@@ -15,7 +16,6 @@ enum {
   kVectorTick = 0x62,
   kVectorSpurious = 0xff,
   kTickCount = 6250000,  // 100 ms at 62500 LAPIC counts per ms (divide by 16)
-  kIoapicBase = 0xfec00000,
   kSleepControlPort = 0x600,
   kSleepTypeS5 = 5,
   kSleepEnable = 1 << 5,
@@ -36,11 +36,6 @@ static INTERRUPT_HANDLER(tick_handler) {
 
 static INTERRUPT_HANDLER(spurious_handler) {}
 
-static void ioapic_write(uint32_t reg, uint32_t value) {
-  mmio_write32(kIoapicBase, reg);
-  mmio_write32(kIoapicBase + 0x10, value);
-}
-
 void scenario_power_button(const struct boot_info* boot) {
   uint64_t gsi = 10, wait_ms = 30000;
   cmdline_get_uint(boot->cmdline, "gsi", &gsi);
@@ -57,9 +52,7 @@ void scenario_power_button(const struct boot_info* boot) {
     printf("lapic: %s\n", error);
     return;
   }
-  // Redirection entry: fixed delivery, physical destination APIC 0, active high, edge, unmasked.
-  ioapic_write(0x10 + 2 * (uint32_t)gsi + 1, (uint32_t)lapic_id() << 24);
-  ioapic_write(0x10 + 2 * (uint32_t)gsi, kVectorButton);
+  ioapic_route((uint32_t)gsi, kVectorButton, IOAPIC_EDGE, IOAPIC_ACTIVE_HIGH, false);
   printf("waiting for the power button on GSI %lu\n", gsi);
   for (uint64_t waited = 0; !pressed && waited < wait_ms; waited += 100) {
     int before = ticks;

@@ -250,6 +250,29 @@ TEST(AcpiTables, DsdtCarriesTheHostBridgeAndS5) {
   EXPECT_THAT(body, HasSubstr(std::string("_S5_\x12\x05\x02\x0a\x05\x00", 10)));
 }
 
+// _PRT entries encoded by hand from ACPI 6.5 sections 6.2.13 and 20.2: PackageOp, PkgLength,
+// four elements {address, pin, source 0, GSI}. Slot 1 INTC lands on GSI 16 + (1 + 2) % 4 = 19;
+// slot 0 INTA on GSI 16, its address 0xFFFF taking a WordConst.
+TEST(AcpiTables, DsdtRoutesEachSlotPinToItsSwizzledGsi) {
+  auto t = build_acpi_tables(test_config());
+  ASSERT_TRUE(t.ok());
+  Gpa dsdt = walk(*t)["DSDT"];
+  auto h = read_at<TableHeader>(*t, dsdt);
+  std::string body(t->bytes.begin() + (dsdt - t->base) + sizeof(TableHeader),
+                   t->bytes.begin() + (dsdt - t->base) + h.length);
+  // Name(_PRT, Package(0x80)): a two-byte PkgLength, then 128 elements.
+  size_t prt = body.find("_PRT\x12");
+  ASSERT_NE(prt, std::string::npos);
+  EXPECT_EQ(static_cast<uint8_t>(body[prt + 5]) >> 6, 1) << "two-byte PkgLength";
+  EXPECT_EQ(static_cast<uint8_t>(body[prt + 7]), 0x80);
+  EXPECT_EQ(body.substr(prt + 8, 10), std::string("\x12\x09\x04\x0b\xff\xff\x00\x00\x0a\x10", 10));
+  EXPECT_THAT(body,
+              HasSubstr(std::string("\x12\x0c\x04\x0c\xff\xff\x01\x00\x0a\x02\x00\x0a\x13", 13)));
+  // Slot 31 INTD: GSI 16 + (31 + 3) % 4 = 18.
+  EXPECT_THAT(body,
+              HasSubstr(std::string("\x12\x0c\x04\x0c\xff\xff\x1f\x00\x0a\x03\x00\x0a\x12", 13)));
+}
+
 TEST(AcpiConfigValidation, RejectsOutOfRangeCpuCounts) {
   AcpiConfig c = test_config();
   c.num_cpus = 0;

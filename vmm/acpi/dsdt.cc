@@ -34,6 +34,26 @@ void add_io_window(std::vector<Resource>& out, const AddressWindow& window) {
   }
 }
 
+// _PRT (ACPI 6.5 section 6.2.13) without link devices: each entry's Source is 0, so its Source
+// Index is the GSI itself, which the OS then programs level triggered and active low. The GSI
+// swizzle is the one the VMM wires passthrough INTx to: slot s, pin p (0 = INTA) lands on
+// kGsiPciIntxBase + (s + p) % 4, so the four pins of one slot reach four different GSIs.
+constexpr uint32_t kPciSlots = 32;
+constexpr uint32_t kPciIntxPins = 4;
+
+Aml pci_routing_table() {
+  std::vector<Aml> entries;
+  entries.reserve(kPciSlots * kPciIntxPins);
+  for (uint32_t slot = 0; slot < kPciSlots; ++slot) {
+    for (uint32_t pin = 0; pin < kPciIntxPins; ++pin) {
+      // Address: device number in the high word, 0xFFFF for "any function".
+      entries.push_back(package({integer((uint64_t{slot} << 16) | 0xffff), integer(pin), integer(0),
+                                 integer(layout::kGsiPciIntxBase + (slot + pin) % kPciIntxPins)}));
+    }
+  }
+  return name("_PRT", package(entries));
+}
+
 Aml pci_host_bridge(const AcpiConfig& c) {
   std::vector<Resource> crs = {word_bus_number(c.pci_bus_start, c.pci_bus_end)};
   add_io_window(crs, c.pci_io);
@@ -53,6 +73,7 @@ Aml pci_host_bridge(const AcpiConfig& c) {
                             name("_BBN", integer(c.pci_bus_start)),
                             name("_UID", integer(0)),
                             name("_CRS", resource_template(crs)),
+                            pci_routing_table(),
                         });
 }
 

@@ -1,5 +1,5 @@
-// The Differentiated System Description Table: the AML namespace describing the PCI host bridge,
-// the UART and the S5 sleep state.
+// The Differentiated System Description Table: the AML namespace describing the PCI host bridge
+// and its INTx routing, the UART, the power button and the S5 sleep state.
 #pragma once
 
 #include <cstdint>

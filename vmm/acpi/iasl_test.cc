@@ -18,6 +18,7 @@
 #include <map>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "vmm/acpi/acpi.h"
 #include "vmm/acpi/tables.h"
@@ -153,7 +154,7 @@ TEST_P(IaslTest, DisassemblesEveryTableWithoutComplaint) {
   EXPECT_EQ(locations_.contains("VIOT"), with_viot());
 }
 
-TEST_P(IaslTest, DsdtDescribesHostBridgeUartAndS5) {
+TEST_P(IaslTest, DsdtDescribesHostBridgeRoutingUartAndS5) {
   std::string dsl = disassemble("DSDT");
   for (const char* want : {
            "Device (PCI0)",
@@ -176,6 +177,7 @@ TEST_P(IaslTest, DsdtDescribesHostBridgeUartAndS5) {
            "0x08, // Length",
            "IRQNoFlags ()\n {4}",
            "Name (_S5, Package (0x02)",
+           "Name (_PRT, Package (0x80)",
        }) {
     EXPECT_THAT(dsl, HasSubstr(want));
   }
@@ -351,6 +353,34 @@ TEST_P(IaslTest, AcpiexecLoadsTablesAndEvaluatesTheNamespace) {
   EXPECT_THAT(out, HasSubstr("47 01 F8 03 F8 03 00 08 22 10 00 79 00"));
   // The GED _CRS buffer: Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) {10}.
   EXPECT_THAT(out, HasSubstr("89 06 00 03 01 0A 00 00 00 79 00"));
+}
+
+// ACPICA's interpreter returns \_SB.PCI0._PRT as an OS sees it: 128 packages {address, pin,
+// source, GSI}, one per slot and pin, with the GSI swizzle the VMM wires passthrough INTx to.
+TEST_P(IaslTest, AcpiexecEvaluatesThePciRoutingTable) {
+  ToolRun r = run_in(dir_, "acpiexec -b 'evaluate \\_SB.PCI0._PRT' dsdt.dat facp.dat apic.dat");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, Not(HasSubstr("AE_")));
+  std::string out = squeeze(r.output);
+  size_t at = out.find("[Package] Contains 128 Elements:");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  std::vector<uint64_t> values;
+  const std::string tag = "[Integer] = ";
+  for (at = out.find(tag, at); at != std::string::npos; at = out.find(tag, at)) {
+    at += tag.size();
+    values.push_back(std::stoull(out.substr(at, 16), nullptr, 16));
+  }
+  ASSERT_EQ(values.size(), 128u * 4);
+  for (uint64_t slot = 0; slot < 32; ++slot) {
+    for (uint64_t pin = 0; pin < 4; ++pin) {
+      const uint64_t* e = &values[4 * (4 * slot + pin)];
+      EXPECT_EQ(e[0], slot << 16 | 0xffff) << "slot " << slot << " pin " << pin;
+      EXPECT_EQ(e[1], pin) << "slot " << slot << " pin " << pin;
+      EXPECT_EQ(e[2], 0u) << "source: a GSI, no link device";
+      EXPECT_EQ(e[3], layout::kGsiPciIntxBase + (slot + pin) % 4)
+          << "slot " << slot << " pin " << pin;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Viot, IaslTest, ::testing::Bool(),
