@@ -139,11 +139,16 @@ TEST_F(DmaViewTest, LookupsNeverReturnATranslationRemovedBeforeTheyStarted) {
   auto hva_for = [&](int page, uint64_t version) {
     return Hva::of(mem_.data()) + (version % 2) * 0x8000 + page * 0x1000;
   };
+  std::atomic<int> ready{0};
   std::vector<std::thread> readers;
   for (int t = 0; t < kReaders; ++t) {
     readers.emplace_back([&] {
       auto view = std::move(*ctx_.dma_view(dev_));
-      while (!stop.load()) {
+      ready++;
+      // One pass more after the writer stopped, so that a reader the scheduler kept waiting
+      // still checks something.
+      for (bool last = false; !last;) {
+        last = stop.load();
         for (int p = 0; p < kPages; ++p) {
           uint64_t before = state[p].load(std::memory_order_acquire);
           auto r = view->translate(Iova(kBase + p * 0x1000), 8, Access::kRead);
@@ -158,6 +163,7 @@ TEST_F(DmaViewTest, LookupsNeverReturnATranslationRemovedBeforeTheyStarted) {
     });
   }
   std::thread writer([&] {
+    while (ready.load() < kReaders) std::this_thread::yield();
     for (uint64_t v = 0; v < 2000; ++v) {
       for (int p = 0; p < kPages; ++p) {
         state[p].store(v * 4 + 1, std::memory_order_release);
