@@ -75,6 +75,8 @@ TEST_F(VmLifecycle, ShutdownWithGracePressesThePowerButtonAndTheGuestPowersOff) 
   EXPECT_EQ(r.state(), v1::VM_STATE_SHUTDOWN);
   EXPECT_EQ(r.exit().kind(), "power-off") << r.exit().detail();
   EXPECT_NE(console().find("power button pressed: powering off"), std::string::npos) << console();
+  // The vCPU that wrote the sleep register ran no further guest code.
+  EXPECT_EQ(console().find("FAIL"), std::string::npos) << console();
 }
 
 TEST_F(VmLifecycle, ShutdownOfAGuestThatIgnoresTheButtonIsForcedAfterTheGrace) {

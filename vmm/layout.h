@@ -54,7 +54,13 @@ inline constexpr uint16_t kPortSleepControl = 0x600;  // FADT hardware-reduced s
 inline constexpr uint8_t kSleepTypeS5 = 5;            // \_S5 SLP_TYP; written as (5 << 2) | SLP_EN
 inline constexpr uint32_t kGsiPowerButton = 10;       // the ACPI GED's interrupt (edge, high)
 // PCI INTA-INTD land on IOAPIC pins 16-19, above the ISA interrupts, as on a PC chipset; a slot's
-// pins are swizzled over them.
+// pins are swizzled over them, so its four pins reach four different GSIs. The DSDT's _PRT says
+// the same to the guest.
 inline constexpr uint32_t kGsiPciIntxBase = 16;
+inline constexpr uint32_t kPciIntxPins = 4;
+// `pin` counts from 0 for INTA.
+constexpr uint32_t pci_intx_gsi(uint32_t slot, uint32_t pin) {
+  return kGsiPciIntxBase + (slot + pin) % kPciIntxPins;
+}
 
 }  // namespace ioasis::layout

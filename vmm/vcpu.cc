@@ -114,12 +114,14 @@ void VcpuThread::loop() {
 bool VcpuThread::handle_exit() {
   kvm_run* run = vcpu_.run_data();
   switch (run->exit_reason) {
+    // A write that stops the VM (power-off, reset, debug exit) is the last thing this vCPU runs:
+    // the guest must not go on past it while the VM is being stopped.
     case KVM_EXIT_IO:
       handle_io(run);
-      return true;
+      return !exit_.requested();
     case KVM_EXIT_MMIO:
       handle_mmio(run);
-      return true;
+      return !exit_.requested();
     case KVM_EXIT_HLT:
       // Only reachable without an in-kernel LAPIC; nothing to wake us, so treat as power-off.
       exit_.request({VmExit::Kind::kPowerOff, 0, fmt::format("vCPU {} halted", vcpu_.id())});

@@ -40,7 +40,7 @@ Result<devices::PciAddress> Vm::add_passthrough(
                                                          *interrupts_, std::move(options)));
   IOASIS_ASSIGN_OR_RETURN(devices::PciAddress address, pci_->add_device(device));
   if (!device->msix() && device->intx_pin()) {
-    uint32_t gsi = layout::kGsiPciIntxBase + (address.device + device->intx_pin() - 1u) % 4;
+    uint32_t gsi = layout::pci_intx_gsi(address.device, device->intx_pin() - 1u);
     IOASIS_TRY(device->connect_intx(*interrupts_, gsi));
   }
   if (spec.iommu) {

@@ -35,11 +35,10 @@ void add_io_window(std::vector<Resource>& out, const AddressWindow& window) {
 }
 
 // _PRT (ACPI 6.5 section 6.2.13) without link devices: each entry's Source is 0, so its Source
-// Index is the GSI itself, which the OS then programs level triggered and active low. The GSI
-// swizzle is the one the VMM wires passthrough INTx to: slot s, pin p (0 = INTA) lands on
-// kGsiPciIntxBase + (s + p) % 4, so the four pins of one slot reach four different GSIs.
+// Index is the GSI itself, which the OS then programs level triggered and active low. The GSIs are
+// the ones the VMM wires passthrough INTx to (layout::pci_intx_gsi).
 constexpr uint32_t kPciSlots = 32;
-constexpr uint32_t kPciIntxPins = 4;
+using layout::kPciIntxPins;
 
 Aml pci_routing_table() {
   std::vector<Aml> entries;
@@ -48,7 +47,7 @@ Aml pci_routing_table() {
     for (uint32_t pin = 0; pin < kPciIntxPins; ++pin) {
       // Address: device number in the high word, 0xFFFF for "any function".
       entries.push_back(package({integer((uint64_t{slot} << 16) | 0xffff), integer(pin), integer(0),
-                                 integer(layout::kGsiPciIntxBase + (slot + pin) % kPciIntxPins)}));
+                                 integer(layout::pci_intx_gsi(slot, pin))}));
     }
   }
   return name("_PRT", package(entries));
