@@ -235,6 +235,9 @@ TEST_P(KernelVfioTest, IntxIsUnmaskedByTheKernelOnTheResampleEventfdWithoutUs) {
   EXPECT_EQ(copy(*d.device, 0x100000, 0x108000, 8), status_of(DmaState::kDone));
   ASSERT_EQ(::poll(&p, 1, 5000), 1);
   EXPECT_EQ(*line.trigger.consume(), 1u);
+  uint32_t ack = 1;  // the guest's handler acknowledges at the device
+  ASSERT_TRUE(d.device->region_write(VFIO_PCI_BAR0_REGION_INDEX, regs::kRegIntStatus,
+                                     {reinterpret_cast<const uint8_t*>(&ack), 4}));
   // VFIO masked INTx when it fired: the next completion waits for the guest's EOI.
   EXPECT_EQ(copy(*d.device, 0x100000, 0x108000, 8), status_of(DmaState::kDone));
   EXPECT_EQ(::poll(&p, 1, 100), 0);

@@ -21,6 +21,7 @@ enum {
   kDmaRegDoorbell = 0x14,
   kDmaRegStatus = 0x18,
   kDmaRegCompletions = 0x20,
+  kDmaRegIntStatus = 0x30,  // INTx mode: bit 0 asserted; write 1 to acknowledge
   kDmaMsixTable = 0x1000,
   kDmaMsixPba = 0x1800,
   // STATUS: bits 0-7 state, bits 8-15 error.

@@ -16,8 +16,11 @@
 // level-triggered line that is still asserted. Since Linux 6.4 KVM resamples a level line when its
 // entry is unmasked: it lowers the line and asks the VMM, through the resample eventfd, to raise
 // it again if the device still asserts it. A device whose INTx is a one-shot signal rather than a
-// level loses the held-back interrupt there, so masked=1 makes the delivery a check; otherwise the
-// count is printed. Either way a later copy must interrupt again.
+// level loses the held-back interrupt there; the engine's INTx is a level the handler acknowledges
+// in INT_STATUS, so masked=1 makes the delivery a check (otherwise the count is printed). Either
+// way a later copy must interrupt again. An interrupt that finds INT_STATUS clear is counted apart
+// as spurious: on PVM the EOI can reach the VMM before the handler's acknowledgement does, and
+// the still-asserted line then fires once more.
 #include "arch.h"
 #include "check.h"
 #include "deadline.h"
@@ -47,12 +50,20 @@ static uint8_t bufs[2][kDmaPage] __attribute__((aligned(kDmaPage)));
 static struct dma_engine engine;
 static uint32_t gsi;
 static volatile int intx_interrupts;
+static volatile int spurious_interrupts;
 static volatile int remote_irr_in_handler;
 static bool masked_delivery_required;
 
+// As a driver does for a level-triggered line: an interrupt counts when the device says it
+// asserted INTx, and is acknowledged there before the EOI, or the line would fire again at once.
 static INTERRUPT_HANDLER(intx_handler) {
   if (ioapic_read_entry(gsi) & kIoapicEntryRemoteIrr) remote_irr_in_handler++;
-  intx_interrupts++;
+  if (mmio_read32(engine.bar0 + kDmaRegIntStatus) & 1) {
+    mmio_write32(engine.bar0 + kDmaRegIntStatus, 1);
+    intx_interrupts++;
+  } else {
+    spurious_interrupts++;
+  }
   lapic_eoi();
 }
 
@@ -128,12 +139,13 @@ static void check_each_completion_interrupts(void) {
     int n = take_interrupts(1, kIrqWaitMs);
     checkf(copied && n == 1, "copy %d: data copied, one interrupt (%d)", i + 1, n);
     check(lapic_tmr(kVectorIntx), "the LAPIC accepted it as level triggered (TMR set)");
-    check(!(ioapic_read_entry(gsi) & kIoapicEntryRemoteIrr), "remote IRR is clear after the EOI");
     // On the PVM-nested KVM these tests run on, handlers see neither the vector in service (ISR)
     // nor remote IRR set: the EOI takes effect before the handler runs. So this is reported.
     note("remote IRR set inside the handler: %s",
          remote_irr_in_handler > irr_before ? "yes" : "no");
     check(quiet(), "and nothing more follows");
+    // After the quiet period, so that a spurious repeat (see above) has been taken and EOId.
+    check(!(ioapic_read_entry(gsi) & kIoapicEntryRemoteIrr), "remote IRR is clear after the EOI");
   }
 }
 
@@ -166,6 +178,7 @@ void scenario_intx(const struct boot_info* boot) {
   check_each_completion_interrupts();
   check_masked_entry_holds_back();
   ioapic_set_masked(gsi, true);
+  note("interrupts that found INT_STATUS clear (spurious): %d", spurious_interrupts);
   checkf(idt_unexpected_interrupts() == 0, "no unexpected interrupts (%d)",
          idt_unexpected_interrupts());
 }

@@ -26,6 +26,7 @@ struct [[gnu::packed]] Registers {
   uint64_t completions;
   uint32_t bar2_trapped;
   uint32_t bar2_sum;
+  uint32_t int_status;
 };
 static_assert(offsetof(Registers, length) == kRegLength);
 static_assert(offsetof(Registers, doorbell) == kRegDoorbell);
@@ -33,6 +34,7 @@ static_assert(offsetof(Registers, status) == kRegStatus);
 static_assert(offsetof(Registers, completions) == kRegCompletions);
 static_assert(offsetof(Registers, bar2_trapped) == kRegBar2Trapped);
 static_assert(offsetof(Registers, bar2_sum) == kRegBar2Sum);
+static_assert(offsetof(Registers, int_status) == kRegIntStatus);
 
 std::vector<uint8_t> msix_capability() {
   // PCI LB 3.0 6.8.2: table size field 0 means one vector; table and PBA in BAR0.
@@ -100,8 +102,8 @@ void DmaEngine::bar0_read(uint64_t offset, std::span<uint8_t> data) {
   std::memset(data.data(), 0, data.size());
   std::lock_guard lock(mu_);
   if (offset + data.size() <= sizeof(Registers)) {
-    Registers r{src_, dst_,         length_,       0,         status_locked(),
-                0,    completions_, bar2_trapped_, bar2_sum()};
+    Registers r{src_, dst_,         length_,       0,          status_locked(),
+                0,    completions_, bar2_trapped_, bar2_sum(), intx_asserted_ ? 1u : 0u};
     std::memcpy(data.data(), reinterpret_cast<uint8_t*>(&r) + offset, data.size());
   } else if (offset >= kMsixTable && offset + data.size() <= kMsixTable + sizeof(msix_table_)) {
     std::memcpy(data.data(), msix_table_ + (offset - kMsixTable), data.size());
@@ -116,8 +118,9 @@ void DmaEngine::bar0_write(uint64_t offset, std::span<const uint8_t> data) {
     return;
   }
   if (offset + data.size() > sizeof(Registers)) return;
-  Registers r{src_, dst_, length_, 0, 0, 0, 0};
+  Registers r{src_, dst_, length_, 0, 0, 0, 0, 0, 0, 0};
   std::memcpy(reinterpret_cast<uint8_t*>(&r) + offset, data.data(), data.size());
+  if (r.int_status & 1) intx_asserted_ = false;
   // Registers are latched while a copy runs, as a real engine's would be.
   if (state_ != DmaState::kBusy) {
     src_ = r.src;
@@ -204,28 +207,26 @@ void DmaEngine::trigger_err() {
 void DmaEngine::set_intx_eventfd(UniqueFd fd) {
   std::lock_guard lock(mu_);
   intx_fd_ = std::move(fd);
-  intx_masked_ = intx_pending_ = false;
+  intx_masked_ = false;
+  raise_intx_locked();
 }
 
 void DmaEngine::trigger_intx() {
   std::lock_guard lock(mu_);
-  if (intx_masked_) {
-    intx_pending_ = true;
-    return;
-  }
-  if (!intx_fd_.valid()) return;
-  signal(intx_fd_, "INTx");
-  intx_masked_ = true;  // VFIO's automask: the owner unmasks once it has handled the interrupt
+  intx_asserted_ = true;
+  raise_intx_locked();
 }
 
 void DmaEngine::set_intx_masked(bool masked) {
-  {
-    std::lock_guard lock(mu_);
-    intx_masked_ = masked;
-    if (masked || !intx_pending_) return;
-    intx_pending_ = false;
-  }
-  trigger_intx();
+  std::lock_guard lock(mu_);
+  intx_masked_ = masked;
+  raise_intx_locked();
+}
+
+void DmaEngine::raise_intx_locked() {
+  if (!intx_asserted_ || intx_masked_ || !intx_fd_.valid()) return;
+  signal(intx_fd_, "INTx");
+  intx_masked_ = true;  // VFIO's automask: the owner unmasks once it has handled the interrupt
 }
 
 void DmaEngine::reset() {
@@ -234,6 +235,7 @@ void DmaEngine::reset() {
   cv_.wait(lock, [&] { return state_ != DmaState::kBusy || stopping_; });
   src_ = dst_ = completions_ = 0;
   length_ = bar2_trapped_ = 0;
+  intx_asserted_ = false;
   state_ = DmaState::kIdle;
   error_ = DmaError::kNone;
   std::memset(msix_table_, 0, sizeof(msix_table_));

@@ -14,6 +14,7 @@
 //   0x20  COMPLETIONS  u64  ro   copies finished, with or without error
 //   0x28  BAR2_TRAPPED u32  ro   BAR2 accesses that came as REGION_READ/WRITE messages
 //   0x2c  BAR2_SUM     u32  ro   the sum of BAR2's little-endian u32 words, mod 2^32
+//   0x30  INT_STATUS   u32  rw1c bit 0: INTx asserted (INTx mode); writing 1 deasserts it
 //   0x1000 MSI-X table (one vector), 0x1800 MSI-X PBA
 // BAR2 (32-bit memory, 4 KiB): plain scratch memory, mmappable through the region's fd. The two
 // BAR2 registers let a guest check that its stores reach the device's memory directly: the sum
@@ -53,6 +54,7 @@ inline constexpr uint64_t kRegStatus = 0x18;
 inline constexpr uint64_t kRegCompletions = 0x20;
 inline constexpr uint64_t kRegBar2Trapped = 0x28;
 inline constexpr uint64_t kRegBar2Sum = 0x2c;
+inline constexpr uint64_t kRegIntStatus = 0x30;
 inline constexpr uint64_t kMsixTable = 0x1000;
 inline constexpr uint64_t kMsixPba = 0x1800;
 inline constexpr uint32_t kMaxLength = 64u << 20;
@@ -100,8 +102,11 @@ class DmaEngine {
   // The eventfd of VFIO_PCI_ERR_IRQ_INDEX, signalled once per copy that faulted (invalid: none).
   void set_err_eventfd(UniqueFd fd);
   void trigger_err();
-  // VFIO_PCI_INTX_IRQ_INDEX: its eventfd, an interrupt (signalled now or held while masked), and
-  // the owner's mask and unmask.
+  // VFIO_PCI_INTX_IRQ_INDEX. INTx is a level: trigger_intx() asserts it (each completion does)
+  // and it stays asserted until the driver writes INT_STATUS. VFIO turns the level into eventfd
+  // signals: one when it is asserted and unmasked, after which INTx masks itself (automask); an
+  // unmask while it is still asserted signals again, so an interrupt the guest could not take yet
+  // is not lost.
   void set_intx_eventfd(UniqueFd fd);
   void trigger_intx();
   void set_intx_masked(bool masked);
@@ -115,6 +120,8 @@ class DmaEngine {
   void start_copy();
   uint32_t status_locked() const;
   uint32_t bar2_sum() const;
+  // Signals the INTx eventfd if the line is asserted and unmasked, and masks it.
+  void raise_intx_locked();
 
   PciConfigSpace config_;
   DmaRegions dma_;
@@ -136,7 +143,7 @@ class DmaEngine {
   const bool intx_;
   UniqueFd intx_fd_;
   bool intx_masked_ = false;
-  bool intx_pending_ = false;
+  bool intx_asserted_ = false;
   std::thread worker_;
 };
 
