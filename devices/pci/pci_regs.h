@@ -81,6 +81,22 @@ inline constexpr uint32_t kBarMemFlagsMask = 0xf;
 // First offset for capabilities; they must stay in the device-specific region below 0x100.
 inline constexpr uint16_t kCapabilitiesStart = kHeaderSize;
 
+inline constexpr uint8_t kCapIdMsi = 0x05;
 inline constexpr uint8_t kCapIdMsix = 0x11;
+
+// MSI capability (PCI Local Bus 3.0 section 6.8.1): message control bits, and where the
+// registers after the address sit: one dword further on for a 64-bit capable function.
+inline constexpr uint16_t kMsiControlEnable = 0x0001;
+inline constexpr uint16_t kMsiControlMultipleCapableShift = 1;  // log2 of vectors, bits 1-3
+inline constexpr uint16_t kMsiControlMultipleEnableShift = 4;   // bits 4-6
+inline constexpr uint16_t kMsiControl64Bit = 0x0080;
+inline constexpr uint16_t kMsiControlPerVectorMask = 0x0100;
+inline constexpr uint16_t kMsiAddressLo = 4;
+inline constexpr uint16_t kMsiAddressHi = 8;  // 64-bit only
+constexpr uint16_t msi_data_offset(bool is64) { return is64 ? 12 : 8; }
+constexpr uint16_t msi_mask_offset(bool is64) { return is64 ? 16 : 12; }
+constexpr uint16_t msi_capability_size(bool is64, bool maskable) {
+  return msi_data_offset(is64) + (maskable ? 12 : 4);
+}
 
 }  // namespace ioasis::devices::pci

@@ -10,8 +10,8 @@
 #include <chrono>
 #include <thread>
 
+#include "devices/eventfd_interrupts_test_util.h"
 #include "devices/pci/pci_regs.h"
-#include "devices/vfio/eventfd_interrupts_test_util.h"
 #include "devices/vfio/kernel_vfio_test_util.h"
 #include "devices/vfio/vfio_pci_device.h"
 #include "devices/vfio/vfio_user_test_util.h"

@@ -113,7 +113,7 @@ class EngineModel : public iommu::testing::FakeVfioModel {
     if (intx_) {
       engine_->set_intx_eventfd(std::move(fd));
     } else {
-      engine_->set_msix_eventfd(std::move(fd));
+      engine_->set_msi_eventfd(std::move(fd));
     }
     return 0;
   }

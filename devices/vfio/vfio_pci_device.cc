@@ -74,9 +74,10 @@ Result<std::unique_ptr<VfioPciDevice>> VfioPciDevice::create(
   IOASIS_TRY(d->setup_masked_vectors());
   IOASIS_TRY(d->setup_error_irq());
   if (d->options_.mapper) IOASIS_TRY(d->setup_direct_areas());
-  spdlog::info("{}: PCI {:04x}:{:04x}, {} BARs ({} pieces mapped into the guest), {} MSI-X vectors",
-               d->name_, ids.vendor_id, ids.device_id, d->config_.bars().size(), d->direct_.size(),
-               d->msix_ ? d->msix_->vectors() : 0);
+  spdlog::info(
+      "{}: PCI {:04x}:{:04x}, {} BARs ({} pieces mapped into the guest), {} MSI-X vectors, {}",
+      d->name_, ids.vendor_id, ids.device_id, d->config_.bars().size(), d->direct_.size(),
+      d->msix_ ? d->msix_->vectors() : 0, d->msi_ ? "MSI" : "no MSI");
   return d;
 }
 
@@ -104,19 +105,36 @@ Result<void> VfioPciDevice::setup_msix(std::span<const uint8_t> config,
   if (!(get32(config, pci::kCommand) >> 16 & pci::kStatusCapabilityList)) return {};
   uint16_t at = config[pci::kCapabilitiesPointer] & 0xfc;
   for (int hops = 0; at >= pci::kHeaderSize && at <= 0xf4 && hops < 48; ++hops) {
-    if (config[at] == pci::kCapIdMsix) {
-      uint32_t dword0 = get32(config, at);
+    uint32_t dword0 = get32(config, at);
+    if (config[at] == pci::kCapIdMsix && !msix_) {
       MsixLayout layout{
           static_cast<uint8_t>(get32(config, at + 4) & 7), get32(config, at + 4) & ~7u,
           static_cast<uint8_t>(get32(config, at + 8) & 7), get32(config, at + 8) & ~7u};
       uint16_t vectors = static_cast<uint16_t>((dword0 >> 16 & kMsixTableSizeMask) + 1);
       IOASIS_ASSIGN_OR_RETURN(msix_, Msix::create(interrupts, vectors, layout));
       msix_cap_ = at;
-      return {};
+    } else if (config[at] == pci::kCapIdMsi && !msi_) {
+      auto control = static_cast<uint16_t>(dword0 >> 16);
+      // A capability running past the standard header's capability area is the device lying.
+      if (at + pci::msi_capability_size(control & pci::kMsiControl64Bit,
+                                        control & pci::kMsiControlPerVectorMask) <=
+          pci::kConfigSpaceSize) {
+        IOASIS_ASSIGN_OR_RETURN(msi_, Msi::create(interrupts, at, control));
+      }
     }
     at = config[at + 1] & 0xfc;
   }
   return {};
+}
+
+void VfioPciDevice::connect_msi() {
+  // The MSI registers are ours; the device only learns which eventfd each vector signals.
+  std::vector<int> eventfds = msi_->enabled_eventfds();
+  auto r = device_->set_irqs(VFIO_PCI_MSI_IRQ_INDEX, 0, eventfds);
+  if (!r.ok()) {
+    spdlog::error("{}: {} MSI: {}", name_, eventfds.empty() ? "disabling" : "enabling",
+                  r.error().message());
+  }
 }
 
 Result<void> VfioPciDevice::setup_direct_areas() {
@@ -216,6 +234,9 @@ uint32_t VfioPciDevice::config_read(uint16_t offset) {
     return config_.get16(pci::kCommand) | (device_read32(offset) & 0xffff0000);
   }
   if (emulated(offset)) return config_.read(offset);
+  if (msi_ && msi_->contains(offset)) {
+    return msi_->read(offset, offset == msi_->offset() ? device_read32(offset) : 0);
+  }
   uint32_t v = device_read32(offset);
   // The interrupt line is the VMM's routing, not the device's.
   if (offset == pci::kInterruptLine) v = (v & ~0xffu) | interrupt_line_;
@@ -235,6 +256,10 @@ void VfioPciDevice::config_write(uint16_t offset, uint32_t value, uint8_t byte_e
   }
   if (emulated(offset)) {
     config_.write(offset, value, byte_enables);
+    return;
+  }
+  if (msi_ && msi_->contains(offset)) {
+    if (msi_->write(offset, value, byte_enables)) connect_msi();
     return;
   }
   if (offset == pci::kInterruptLine && (byte_enables & 1)) {
@@ -281,6 +306,10 @@ void VfioPciDevice::reset() {
   if (msix_ && (msix_control_ & Msix::kControlEnable)) write_msix_control(0);
   if (msix_) msix_->reset();
   msix_control_ = 0;
+  if (msi_ && !msi_->enabled_eventfds().empty()) {
+    msi_->reset();
+    connect_msi();
+  }
   config_.reset();
   auto r = device_->reset();
   if (!r.ok()) spdlog::warn("{}: device reset: {}", name_, r.error().message());

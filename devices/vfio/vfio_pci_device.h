@@ -1,9 +1,10 @@
 // A guest-visible PCI function backed by a VFIO device (vfio-user or kernel VFIO, through
 // VfioDeviceTransport). Config space passes through to the device except for the parts the VMM
 // must own: the BARs (the guest places them in our address map), the command register (decode
-// enables are ours; bus mastering is forwarded) and MSI-X message control. The MSI-X table and
-// PBA are emulated here and each vector is an MsiRoute whose irqfd the device signals directly,
-// so a completion interrupt never passes through this process.
+// enables are ours; bus mastering is forwarded), MSI-X message control and the whole MSI
+// capability. The MSI-X table and PBA are emulated here, and each MSI or MSI-X vector is an
+// MsiRoute whose irqfd the device signals directly, so a completion interrupt never passes
+// through this process.
 //
 // BARs the device lets us mmap go straight into the guest-physical map (KVM memory slots through
 // a DeviceMemoryMapper) wherever the BAR decodes, page by page, except the pages holding the
@@ -34,6 +35,7 @@
 #include "devices/device_memory.h"
 #include "devices/interrupt.h"
 #include "devices/pci/config_space.h"
+#include "devices/pci/msi.h"
 #include "devices/pci/msix.h"
 #include "devices/pci/pci_device.h"
 #include "devices/vfio/vfio_device_transport.h"
@@ -79,6 +81,7 @@ class VfioPciDevice final : public PciDevice {
   // interrupt line register then reads `gsi`, as firmware would have set it.
   Result<void> connect_intx(InterruptManager& interrupts, uint32_t gsi);
   const Msix* msix() const { return msix_.get(); }
+  const Msi* msi() const { return msi_.get(); }
 
  private:
   VfioPciDevice(std::string name, std::shared_ptr<VfioDeviceTransport> device,
@@ -101,6 +104,8 @@ class VfioPciDevice final : public PciDevice {
   uint32_t device_read32(uint16_t offset);
   void device_write(uint16_t offset, uint32_t value, uint8_t byte_enables);
   void write_msix_control(uint16_t control);
+  // Hands the device the irqfds of the MSI vectors the guest enabled (none: MSI off).
+  void connect_msi();
   // Logs the first failure of the device, once.
   void note_failure(const Error& error);
 
@@ -119,6 +124,7 @@ class VfioPciDevice final : public PciDevice {
   };
 
   std::unique_ptr<Msix> msix_;
+  std::unique_ptr<Msi> msi_;  // emulated; the device never sees its registers
   std::vector<DirectArea> direct_;
   uint16_t msix_cap_ = 0;
   uint16_t msix_control_ = 0;  // enable and function mask, as the guest wrote them

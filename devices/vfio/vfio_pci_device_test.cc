@@ -8,8 +8,8 @@
 
 #include <map>
 
+#include "devices/eventfd_interrupts_test_util.h"
 #include "devices/pci/pci_regs.h"
-#include "devices/vfio/eventfd_interrupts_test_util.h"
 #include "devices/vfio/vfio_user_test_util.h"
 
 namespace ioasis::devices {
@@ -64,13 +64,14 @@ class VfioPciDeviceTest : public ::testing::Test {
     ASSERT_TRUE(device.ok()) << device.error().message();
     device_ = std::move(*device);
   }
-  uint16_t msix_cap() {
+  uint16_t find_cap(uint8_t id) {
     uint16_t at = device_->config_read(pci::kCapabilitiesPointer) & 0xfc;
-    while (at && (device_->config_read(at) & 0xff) != pci::kCapIdMsix) {
+    while (at && (device_->config_read(at) & 0xff) != id) {
       at = device_->config_read(at) >> 8 & 0xfc;
     }
     return at;
   }
+  uint16_t msix_cap() { return find_cap(pci::kCapIdMsix); }
   void bar0_write(uint64_t offset, uint64_t value, size_t size) {
     device_->bar_write(0, offset, {reinterpret_cast<const uint8_t*>(&value), size});
   }
@@ -355,6 +356,44 @@ TEST_F(VfioPciDeviceTest, IntxIsALevelTheGuestAcknowledgesAndFiresOncePerEoi) {
   eoi();
   ASSERT_TRUE(fired());
   EXPECT_EQ(take(line.trigger_eventfd()), 1u);
+}
+
+TEST_F(VfioPciDeviceTest, MsiIsEmulatedAndItsEnabledVectorGoesToTheDevice) {
+  interrupts_.routes.clear();  // the fixture's default device's
+  start({}, {.msi = true});
+  EXPECT_EQ(device_->msix(), nullptr);
+  ASSERT_NE(device_->msi(), nullptr);
+  uint16_t cap = find_cap(pci::kCapIdMsi);
+  ASSERT_EQ(cap, device_->msi()->offset());
+  ASSERT_EQ(interrupts_.routes.size(), 1u);  // one vector capable
+  EXPECT_TRUE(device_->config_read(cap) >> 16 & pci::kMsiControl64Bit);
+
+  device_->config_write(cap + pci::kMsiAddressLo, 0xfee00000, 0xf);
+  device_->config_write(cap + pci::msi_data_offset(true), 0x45, 0x3);
+  device_->config_write(cap, uint32_t{pci::kMsiControlEnable} << 16, 0x4);
+  EXPECT_EQ(interrupts_.routes[0]->message, (MsiMessage{0xfee00000, 0x45}));
+  EXPECT_FALSE(interrupts_.routes[0]->masked);
+  // The device's own capability never saw the guest's message.
+  uint32_t raw = 0;
+  ASSERT_TRUE(client_
+                  ->region_read(VFIO_PCI_CONFIG_REGION_INDEX, cap + pci::kMsiAddressLo,
+                                {reinterpret_cast<uint8_t*>(&raw), 4})
+                  .ok());
+  EXPECT_EQ(raw, 0u);
+
+  Memfd ram = Memfd::create(1 << 20);
+  ASSERT_TRUE(client_->dma_map(Iova(0), ram.range(0, 1 << 20), iommu::Perm::kReadWrite).ok());
+  int fd = interrupts_.routes[0]->eventfd();
+  pollfd p{fd, POLLIN, 0};
+  copy(0, 0x1000);
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  EXPECT_EQ(take(fd), 1u);
+
+  // MSI off: the device is told, and a completion signals nothing.
+  device_->config_write(cap, 0, 0x4);
+  copy(0, 0x1000);
+  ASSERT_TRUE(run_until([&] { return bar0_read32(dma_engine::kRegCompletions) == 2; }));
+  EXPECT_EQ(::poll(&p, 1, 50), 0);
 }
 
 TEST_F(VfioPciDeviceTest, IntxIsRefusedForAFunctionWithMsix) {

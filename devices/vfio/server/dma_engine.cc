@@ -58,13 +58,23 @@ void signal(const UniqueFd& fd, const char* what) {
 DmaEngine::DmaEngine(const DmaEngineOptions& options)
     : config_(PciIds{kVendorId, kDeviceId, kClassCode, 1, kVendorId, kDeviceId,
                      static_cast<uint8_t>(options.intx ? 1 : 0)}),
-      intx_(options.intx) {}
+      intx_(options.intx),
+      msi_(options.msi) {}
 
 Result<std::unique_ptr<DmaEngine>> DmaEngine::create(const DmaEngineOptions& options) {
   std::unique_ptr<DmaEngine> e(new DmaEngine(options));
   IOASIS_TRY(e->config_.add_bar(PciBar{0, kBar0Size, PciBarKind::kMemory32, false}));
   IOASIS_TRY(e->config_.add_bar(PciBar{2, kBar2Size, PciBarKind::kMemory32, false}));
-  if (!options.intx) {
+  if (options.msi) {
+    // 64-bit, one vector, no per-vector masking; the VMM emulates its registers.
+    std::vector<uint8_t> msi(pci::msi_capability_size(true, false), 0);
+    msi[0] = pci::kCapIdMsi;
+    msi[2] = static_cast<uint8_t>(pci::kMsiControl64Bit);
+    std::vector<uint8_t> writable(msi.size(), 0xff);
+    writable[0] = writable[1] = writable[3] = 0;
+    writable[2] = 0x71;  // enable and multiple message enable
+    IOASIS_TRY(e->config_.add_capability(msi, writable));
+  } else if (!options.intx) {
     auto msix = msix_capability();
     std::vector<uint8_t> msix_writable(msix.size(), 0);
     msix_writable[3] = 0xc0;  // message control: MSI-X enable and function mask
@@ -176,17 +186,18 @@ void DmaEngine::run() {
     cv_.notify_all();  // reset() may be waiting for this copy
     lock.unlock();
     if (faulted) trigger_err();
-    if (intx_)
+    if (intx_) {
       trigger_intx();
-    else
-      trigger_msix();
+    } else {
+      trigger_msi();
+    }
     lock.lock();
   }
 }
 
-void DmaEngine::set_msix_eventfd(UniqueFd fd) {
+void DmaEngine::set_msi_eventfd(UniqueFd fd) {
   std::lock_guard lock(mu_);
-  msix_fd_ = std::move(fd);
+  msi_fd_ = std::move(fd);
 }
 
 void DmaEngine::set_err_eventfd(UniqueFd fd) {
@@ -194,9 +205,9 @@ void DmaEngine::set_err_eventfd(UniqueFd fd) {
   err_fd_ = std::move(fd);
 }
 
-void DmaEngine::trigger_msix() {
+void DmaEngine::trigger_msi() {
   std::lock_guard lock(mu_);
-  signal(msix_fd_, "MSI-X");
+  signal(msi_fd_, "MSI-X");
 }
 
 void DmaEngine::trigger_err() {

@@ -77,6 +77,9 @@ struct DmaEngineOptions {
   // and automasked, so after one signal the line stays masked until the owner unmasks it, and a
   // completion meanwhile is held and signalled on unmask.
   bool intx = false;
+  // An MSI capability (one vector, 64-bit address) instead of MSI-X: completions signal the
+  // VFIO_PCI_MSI_IRQ_INDEX eventfd.
+  bool msi = false;
 };
 
 class DmaEngine {
@@ -96,9 +99,10 @@ class DmaEngine {
   void config_read(uint64_t offset, std::span<uint8_t> data);
   void config_write(uint64_t offset, std::span<const uint8_t> data);
 
-  // The eventfd MSI-X vector 0 signals (invalid: none).
-  void set_msix_eventfd(UniqueFd fd);
-  void trigger_msix();
+  // The eventfd the message-signalled interrupt signals: MSI-X vector 0, or MSI with `msi`
+  // (invalid: none).
+  void set_msi_eventfd(UniqueFd fd);
+  void trigger_msi();
   // The eventfd of VFIO_PCI_ERR_IRQ_INDEX, signalled once per copy that faulted (invalid: none).
   void set_err_eventfd(UniqueFd fd);
   void trigger_err();
@@ -111,6 +115,7 @@ class DmaEngine {
   void trigger_intx();
   void set_intx_masked(bool masked);
   bool intx() const { return intx_; }
+  bool msi() const { return msi_; }
   // Back to power-on: registers cleared, a running copy finished first.
   void reset();
 
@@ -138,9 +143,10 @@ class DmaEngine {
   bool stopping_ = false;
   uint32_t bar2_trapped_ = 0;
   uint8_t msix_table_[16] = {};
-  UniqueFd msix_fd_;
+  UniqueFd msi_fd_;
   UniqueFd err_fd_;
   const bool intx_;
+  const bool msi_;
   UniqueFd intx_fd_;
   bool intx_masked_ = false;
   bool intx_asserted_ = false;

@@ -1,6 +1,6 @@
 // vfio-user-dma-server: serves the DMA engine (dma_engine.h) over vfio-user.
 //
-//   vfio-user-dma-server --socket PATH [--group G] [--functions N] [--intx]
+//   vfio-user-dma-server --socket PATH [--group G] [--functions N] [--intx | --msi]
 //
 // Function 0 listens on PATH; with --functions N, function i (1 <= i < N) listens on PATH.i, in
 // the same process. --group G declares every function a member of isolation group G (see
@@ -24,11 +24,13 @@ int main(int argc, char** argv) {
   std::optional<uint64_t> group;
   int functions = 1;
   bool intx = false;
+  bool msi = false;
   std::string log_level = "info";
   app.add_option("--socket", socket_path, "UNIX socket of function 0")->required();
   app.add_option("--group", group, "isolation group shared by all functions");
   app.add_option("--functions", functions, "number of functions")->check(CLI::Range(1, 8));
-  app.add_flag("--intx", intx, "no MSI-X: completions raise INTx");
+  auto* intx_flag = app.add_flag("--intx", intx, "no MSI-X: completions raise INTx");
+  app.add_flag("--msi", msi, "MSI instead of MSI-X")->excludes(intx_flag);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
   CLI11_PARSE(app, argc, argv);
   if (auto r = ioasis::log::init(log_level); !r.ok()) {
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
     options.socket_path = i == 0 ? socket_path : socket_path + "." + std::to_string(i);
     options.device.isolation_group = group;
     options.device.intx = intx;
+    options.device.msi = msi;
     auto server = VfioUserServer::create(options);
     if (!server.ok()) {
       spdlog::error("function {}: {}", i, server.error().message());

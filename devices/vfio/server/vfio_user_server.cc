@@ -120,7 +120,7 @@ Result<void> VfioUserServer::remote_dma(const std::weak_ptr<Connection>& weak, I
 void VfioUserServer::end_session() {
   device_->dma().set_remote(nullptr);
   device_->dma().clear();
-  device_->set_msix_eventfd(UniqueFd());
+  device_->set_msi_eventfd(UniqueFd());
   device_->set_err_eventfd(UniqueFd());
   device_->set_intx_eventfd(UniqueFd());
   std::lock_guard lock(session_mu_);
@@ -224,14 +224,19 @@ Reply VfioUserServer::on_region_info(std::span<const uint8_t> payload) {
   return r;
 }
 
+// The index of the device's message-signalled interrupt, or none (VFIO_PCI_NUM_IRQS) with INTx.
+uint32_t VfioUserServer::message_irq_index() const {
+  if (device_->intx()) return VFIO_PCI_NUM_IRQS;
+  return device_->msi() ? VFIO_PCI_MSI_IRQ_INDEX : VFIO_PCI_MSIX_IRQ_INDEX;
+}
+
 Reply VfioUserServer::on_irq_info(std::span<const uint8_t> payload) {
   auto in = read_struct<vfio_irq_info>(payload, "GET_IRQ_INFO");
   if (!in.ok() || in->argsz < sizeof(vfio_irq_info) || in->index >= VFIO_PCI_NUM_IRQS) {
     return Reply::failure(EINVAL);
   }
   vfio_irq_info info{sizeof(vfio_irq_info), 0, in->index, 0};
-  if (in->index == VFIO_PCI_ERR_IRQ_INDEX ||
-      (in->index == VFIO_PCI_MSIX_IRQ_INDEX && !device_->intx())) {
+  if (in->index == VFIO_PCI_ERR_IRQ_INDEX || in->index == message_irq_index()) {
     info.flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE;
     info.count = 1;
   } else if (in->index == VFIO_PCI_INTX_IRQ_INDEX && device_->intx()) {
@@ -249,8 +254,7 @@ Reply VfioUserServer::on_set_irqs(Message& request) {
   uint32_t data = set->flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
   uint32_t action = set->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
   bool intx = set->index == VFIO_PCI_INTX_IRQ_INDEX && device_->intx();
-  bool known = set->index == VFIO_PCI_ERR_IRQ_INDEX || intx ||
-               (set->index == VFIO_PCI_MSIX_IRQ_INDEX && !device_->intx());
+  bool known = set->index == VFIO_PCI_ERR_IRQ_INDEX || intx || set->index == message_irq_index();
   if (!known || (data & (data - 1)) != 0 || set->start + uint64_t{set->count} > 1) {
     return Reply::failure(EINVAL);
   }
@@ -274,8 +278,9 @@ Reply VfioUserServer::on_set_irqs(Message& request) {
 Reply VfioUserServer::trigger_irqs(const IrqSet& set, Message& request, size_t extra) {
   auto connect = [&](UniqueFd fd) {
     switch (set.index) {
+      case VFIO_PCI_MSI_IRQ_INDEX:
       case VFIO_PCI_MSIX_IRQ_INDEX:
-        return device_->set_msix_eventfd(std::move(fd));
+        return device_->set_msi_eventfd(std::move(fd));
       case VFIO_PCI_INTX_IRQ_INDEX:
         return device_->set_intx_eventfd(std::move(fd));
       default:
@@ -284,8 +289,9 @@ Reply VfioUserServer::trigger_irqs(const IrqSet& set, Message& request, size_t e
   };
   auto fire = [&] {
     switch (set.index) {
+      case VFIO_PCI_MSI_IRQ_INDEX:
       case VFIO_PCI_MSIX_IRQ_INDEX:
-        return device_->trigger_msix();
+        return device_->trigger_msi();
       case VFIO_PCI_INTX_IRQ_INDEX:
         return device_->trigger_intx();
       default:

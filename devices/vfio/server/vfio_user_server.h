@@ -49,6 +49,7 @@ class VfioUserServer {
   Reply on_dma_map(Message& request);
   Reply on_dma_unmap(std::span<const uint8_t> payload);
   Reply on_region_info(std::span<const uint8_t> payload);
+  uint32_t message_irq_index() const;
   Reply on_irq_info(std::span<const uint8_t> payload);
   Reply on_set_irqs(Message& request);
   // SET_IRQS with ACTION_TRIGGER: connect, disconnect or fire an index.
