@@ -25,6 +25,7 @@ static const struct scenario kScenarios[] = {
     {"dma-isolated", "two vfio-user DMA engines in separate domains: isolation, UNMAP, DETACH",
      scenario_dma_isolated},
     {"msix", "DMA engine MSI-X completion interrupts: delivery, masking, PBA", scenario_msix},
+    {"msi", "DMA engine MSI completion interrupts: delivery, disable and enable", scenario_msi},
     {"intx", "DMA engine INTx through the IOAPIC: _PRT GSI, level, EOI resample", scenario_intx},
     {"bar-mmap", "DMA engine BAR2 memory reached directly, without traps", scenario_bar_mmap},
 };

@@ -8,6 +8,7 @@
 #include "pci.h"
 
 enum {
+  kPciCapMsi = 0x05,
   kPciCapMsix = 0x11,
   kMsixControl = 2,  // offset in the capability
   kMsixTable = 4,

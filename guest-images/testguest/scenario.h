@@ -23,6 +23,7 @@ void scenario_viommu_bench(const struct boot_info* boot);
 void scenario_dma_shared(const struct boot_info* boot);
 void scenario_dma_isolated(const struct boot_info* boot);
 void scenario_msix(const struct boot_info* boot);
+void scenario_msi(const struct boot_info* boot);
 void scenario_intx(const struct boot_info* boot);
 void scenario_bar_mmap(const struct boot_info* boot);
 
