@@ -79,6 +79,14 @@ class VmKernelVfio : public ::testing::TestWithParam<bool> {
     return GuestRun{*exit, text.str()};
   }
 
+  // Runs the guest with `cmdline` and expects it to pass every check.
+  void expect_pass(const std::string& cmdline) {
+    auto r = run(cmdline);
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->exit.exit_status(), 0) << r->console;
+    EXPECT_NE(r->console.find("TESTGUEST PASS"), std::string::npos) << r->console;
+  }
+
   FakeKernel fake_;
   FakeSysfs sysfs_;
   std::vector<std::shared_ptr<EngineModel>> engines_;
@@ -87,44 +95,29 @@ class VmKernelVfio : public ::testing::TestWithParam<bool> {
 
 TEST_P(VmKernelVfio, TwoEnginesInOneGuestDomainShareItsMappings) {
   add_engines();
-  auto r = run("test=dma-shared");
-  ASSERT_TRUE(r.ok()) << r.error().message();
-  EXPECT_EQ(r->exit.exit_status(), 0) << r->console;
-  EXPECT_NE(r->console.find("TESTGUEST PASS"), std::string::npos) << r->console;
+  expect_pass("test=dma-shared");
 }
 
 TEST_P(VmKernelVfio, EnginesInSeparateGuestDomainsAreIsolated) {
   add_engines();
-  auto r = run("test=dma-isolated");
-  ASSERT_TRUE(r.ok()) << r.error().message();
-  EXPECT_EQ(r->exit.exit_status(), 0) << r->console;
-  EXPECT_NE(r->console.find("TESTGUEST PASS"), std::string::npos) << r->console;
+  expect_pass("test=dma-isolated");
 }
 
 TEST_P(VmKernelVfio, MsixCompletionsReachTheGuestAndThePbaHoldsMaskedOnes) {
   add_engines(1, false);
-  auto r = run("test=msix pba=1");
-  ASSERT_TRUE(r.ok()) << r.error().message();
-  EXPECT_EQ(r->exit.exit_status(), 0) << r->console;
-  EXPECT_NE(r->console.find("TESTGUEST PASS"), std::string::npos) << r->console;
+  expect_pass("test=msix pba=1");
 }
 
 TEST_P(VmKernelVfio, AnMmappableBarIsReachedWithoutTraps) {
   add_engines(1, false);
-  auto r = run("test=bar-mmap direct=1");
-  ASSERT_TRUE(r.ok()) << r.error().message();
-  EXPECT_EQ(r->exit.exit_status(), 0) << r->console;
-  EXPECT_NE(r->console.find("TESTGUEST PASS"), std::string::npos) << r->console;
+  expect_pass("test=bar-mmap direct=1");
 }
 
 // KVM's resample eventfd goes to the (fake) kernel as the INTx unmask eventfd: each EOI unmasks
 // the device without the VMM, and a completion held back by a masked IOAPIC entry still arrives.
 TEST_P(VmKernelVfio, IntxIsUnmaskedByEachEoiThroughTheKernel) {
   add_engines(1, false, true);
-  auto r = run("test=intx masked=1");
-  ASSERT_TRUE(r.ok()) << r.error().message();
-  EXPECT_EQ(r->exit.exit_status(), 0) << r->console;
-  EXPECT_NE(r->console.find("TESTGUEST PASS"), std::string::npos) << r->console;
+  expect_pass("test=intx masked=1");
 }
 
 INSTANTIATE_TEST_SUITE_P(CdevAndGroup, VmKernelVfio, ::testing::Values(true, false),

@@ -1,6 +1,7 @@
 #include "lapic.h"
 
 #include "arch.h"
+#include "deadline.h"
 
 enum {
   kMsrApicBase = 0x1b,
@@ -45,6 +46,14 @@ static bool vector_bit(uint32_t reg_base, uint8_t vector) {
 }
 
 bool lapic_irr(uint8_t vector) { return vector_bit(kLapicIrr, vector); }
+
+int lapic_take_vector(uint8_t vector, volatile int* handled, uint32_t ms) {
+  int before = *handled;
+  struct deadline d = deadline_after_ms(ms);
+  while (!lapic_irr(vector) && !deadline_expired(&d)) cpu_relax();
+  if (lapic_irr(vector)) irq_enable_and_halt();
+  return *handled - before;
+}
 bool lapic_isr(uint8_t vector) { return vector_bit(kLapicIsr, vector); }
 bool lapic_tmr(uint8_t vector) { return vector_bit(kLapicTmr, vector); }
 

@@ -34,6 +34,9 @@ bool lapic_enable(uint8_t spurious_vector, const char** error);
 uint8_t lapic_id(void);
 void lapic_eoi(void);
 bool lapic_irr(uint8_t vector);
+// With interrupts off, waits until `vector` is pending at the LAPIC or `ms` pass, then lets it in
+// once. Returns how far the handler moved *handled meanwhile.
+int lapic_take_vector(uint8_t vector, volatile int* handled, uint32_t ms);
 bool lapic_isr(uint8_t vector);
 bool lapic_tmr(uint8_t vector);
 

@@ -45,11 +45,7 @@ static INTERRUPT_HANDLER(msi_handler) {
 static uint64_t gpa(const void* p) { return (uint64_t)(uintptr_t)p; }
 
 static int take_interrupts(uint32_t ms) {
-  int before = msi_interrupts;
-  struct deadline d = deadline_after_ms(ms);
-  while (!lapic_irr(kVectorMsi) && !deadline_expired(&d)) cpu_relax();
-  if (lapic_irr(kVectorMsi)) irq_enable_and_halt();
-  return msi_interrupts - before;
+  return lapic_take_vector(kVectorMsi, &msi_interrupts, ms);
 }
 
 static bool quiet(void) { return take_interrupts(kQuietMs) == 0; }

@@ -39,14 +39,8 @@ static INTERRUPT_HANDLER(dma_handler) {
 
 static uint64_t gpa(const void* p) { return (uint64_t)(uintptr_t)p; }
 
-// Waits with interrupts off until the vector is pending at the LAPIC, then lets it in.
-// Returns how many interrupts the handler took.
 static int take_interrupts(uint32_t ms) {
-  int before = dma_interrupts;
-  struct deadline d = deadline_after_ms(ms);
-  while (!lapic_irr(kVectorDma) && !deadline_expired(&d)) cpu_relax();
-  if (lapic_irr(kVectorDma)) irq_enable_and_halt();
-  return dma_interrupts - before;
+  return lapic_take_vector(kVectorDma, &dma_interrupts, ms);
 }
 
 // True when nothing arrives for kQuietMs.
