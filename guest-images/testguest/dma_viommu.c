@@ -69,14 +69,7 @@ bool dma_viommu_env_init(struct dma_viommu_env* env, const struct boot_info* boo
 static void check_fault_event(struct dma_viommu_env* env, int engine, uint64_t iova,
                               const char* what) {
   struct virtio_iommu_fault f = {0};
-  bool found = false;
-  for (int i = 0; i < kIommuEventBuffers && !found; i++) {
-    if (!virtio_iommu_next_fault(&env->iommu, kFaultWaitMs, &f)) break;
-    printf("fault: reason %u flags 0x%x endpoint 0x%x address 0x%lx\n", f.reason, f.flags,
-           f.endpoint, f.address);
-    found = f.endpoint == env->endpoint[engine];
-  }
-  virtio_iommu_drain_faults(&env->iommu);
+  bool found = virtio_iommu_await_fault(&env->iommu, env->endpoint[engine], kFaultWaitMs, &f);
   if (!checkf(found, "%s: fault event from endpoint 0x%x", what, env->endpoint[engine])) return;
   // A device that learns of its faults without detail (VFIO's error IRQ) reports reason UNKNOWN
   // and no address (virtio 1.2 5.13.6.9).

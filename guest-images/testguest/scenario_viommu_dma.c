@@ -52,14 +52,7 @@ static bool page_is_canary(const uint8_t* page) {
 static void check_fault_event(struct viommu_env* env, uint32_t endpoint, uint64_t iova,
                               const char* what) {
   struct virtio_iommu_fault f = {0};
-  bool found = false;
-  for (int i = 0; i < kIommuEventBuffers && !found; i++) {
-    if (!virtio_iommu_next_fault(&env->iommu, kFaultWaitMs, &f)) break;
-    printf("fault: reason %u flags 0x%x endpoint 0x%x address 0x%lx\n", f.reason, f.flags,
-           f.endpoint, f.address);
-    found = f.endpoint == endpoint;
-  }
-  virtio_iommu_drain_faults(&env->iommu);
+  bool found = virtio_iommu_await_fault(&env->iommu, endpoint, kFaultWaitMs, &f);
   if (!checkf(found, "%s: fault event from endpoint 0x%x", what, endpoint)) return;
   checkf(f.reason == kIommuFaultRMapping, "%s: fault reason MAPPING (%u)", what, f.reason);
   char name[96], detail[32];

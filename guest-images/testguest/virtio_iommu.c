@@ -1,5 +1,6 @@
 #include "virtio_iommu.h"
 
+#include "print.h"
 #include "strutil.h"
 
 enum {
@@ -119,6 +120,19 @@ int virtio_iommu_drain_faults(struct virtio_iommu* iommu) {
   struct virtio_iommu_fault f;
   while (n < 64 && virtq_has_used(&iommu->events) && virtio_iommu_next_fault(iommu, 0, &f)) n++;
   return n;
+}
+
+bool virtio_iommu_await_fault(struct virtio_iommu* iommu, uint32_t endpoint, uint32_t timeout_ms,
+                              struct virtio_iommu_fault* out) {
+  bool found = false;
+  for (int i = 0; i < kIommuEventBuffers && !found; i++) {
+    if (!virtio_iommu_next_fault(iommu, timeout_ms, out)) break;
+    printf("fault: reason %u flags 0x%x endpoint 0x%x address 0x%lx\n", out->reason, out->flags,
+           out->endpoint, out->address);
+    found = out->endpoint == endpoint;
+  }
+  virtio_iommu_drain_faults(iommu);
+  return found;
 }
 
 const char* iommu_status_name(uint8_t status) {

@@ -197,6 +197,10 @@ bool virtio_iommu_next_fault(struct virtio_iommu* iommu, uint32_t timeout_ms,
                              struct virtio_iommu_fault* out);
 // Discards pending fault reports; returns how many there were.
 int virtio_iommu_drain_faults(struct virtio_iommu* iommu);
+// Waits up to timeout_ms per report for one from endpoint, printing each report taken, then
+// discards the rest. True when one came; *out holds it.
+bool virtio_iommu_await_fault(struct virtio_iommu* iommu, uint32_t endpoint, uint32_t timeout_ms,
+                              struct virtio_iommu_fault* out);
 
 const char* iommu_status_name(uint8_t status);
 
