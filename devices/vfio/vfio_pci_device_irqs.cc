@@ -1,73 +1,21 @@
 // VfioPciDevice's interrupts beyond the MSI-X irqfds: the eventfds a masked vector is redirected
-// to (which feed the PBA) and VFIO's error IRQ. Both are eventfds the device signals and the
-// control loop watches.
+// to (which feed the PBA), VFIO's error IRQ and INTx. The device signals eventfds that the control
+// loop watches (EventfdWatch).
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <cerrno>
 #include <cstring>
 #include <optional>
 
 #include "base/log.h"
+#include "devices/eventfd_watch.h"
 #include "devices/vfio/vfio_pci_device.h"
 
 namespace ioasis::devices {
-
-namespace asio = boost::asio;
-
-// Runs a callback on the control loop each time an eventfd is signalled, with the counter's
-// value, until the watch is destroyed. Handlers hold a weak reference, so one that was already
-// queued when the owner went away does nothing.
-class EventfdWatch : public std::enable_shared_from_this<EventfdWatch> {
- public:
-  using Callback = std::function<void(uint64_t count)>;
-
-  // Watches a new eventfd of its own.
-  static Result<std::shared_ptr<EventfdWatch>> start(asio::io_context& io, Callback on_signal) {
-    IOASIS_ASSIGN_OR_RETURN(EventFd fd, EventFd::create(EFD_NONBLOCK | EFD_CLOEXEC));
-    IOASIS_ASSIGN_OR_RETURN(auto w, watch(io, fd.fd(), std::move(on_signal)));
-    w->own_.emplace(std::move(fd));
-    return w;
-  }
-  // Watches someone else's non-blocking eventfd, which must outlive the watch.
-  static Result<std::shared_ptr<EventfdWatch>> watch(asio::io_context& io, int eventfd,
-                                                     Callback on_signal) {
-    int dup = ::fcntl(eventfd, F_DUPFD_CLOEXEC, 0);
-    if (dup < 0) return Error::from_errno("dup of an eventfd");
-    std::shared_ptr<EventfdWatch> w(new EventfdWatch(io, eventfd, dup, std::move(on_signal)));
-    w->arm();
-    return w;
-  }
-
-  int eventfd() const { return fd_; }
-
- private:
-  EventfdWatch(asio::io_context& io, int fd, int dup, Callback on_signal)
-      : fd_(fd), watcher_(io, dup), on_signal_(std::move(on_signal)) {}
-
-  void arm() {
-    std::weak_ptr<EventfdWatch> weak = weak_from_this();
-    watcher_.async_wait(asio::posix::stream_descriptor::wait_read, [weak](auto ec) {
-      if (ec) return;
-      auto self = weak.lock();
-      if (!self) return;
-      uint64_t count = 0;
-      if (::read(self->fd_, &count, sizeof(count)) == sizeof(count) && count) {
-        self->on_signal_(count);
-      }
-      self->arm();
-    });
-  }
-
-  std::optional<EventFd> own_;
-  int fd_;
-  asio::posix::stream_descriptor watcher_;  // owns a duplicate of fd_
-  Callback on_signal_;
-};
 
 namespace {
 

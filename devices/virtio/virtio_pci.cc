@@ -164,26 +164,17 @@ Result<void> VirtioPci::add_capabilities() {
 
 void VirtioPci::watch_queue(uint16_t queue) {
   if (!options_.io) return;
-  int fd = ::dup(queue_events_[queue].fd());
-  if (fd < 0) {
-    spdlog::error("virtio-pci: cannot watch queue {}: {}", queue, std::strerror(errno));
+  std::weak_ptr<VirtioPci> weak = weak_from_this();
+  auto watch =
+      EventfdWatch::watch(*options_.io, queue_events_[queue].fd(), [weak, queue](uint64_t) {
+        if (auto self = weak.lock()) self->process_queue(queue);
+      });
+  if (!watch.ok()) {
+    spdlog::error("virtio-pci: cannot watch queue {}: {}", queue, watch.error().message());
     watchers_.push_back(nullptr);
     return;
   }
-  watchers_.push_back(std::make_unique<asio::posix::stream_descriptor>(*options_.io, fd));
-  arm_watcher(queue);
-}
-
-void VirtioPci::arm_watcher(uint16_t queue) {
-  std::weak_ptr<VirtioPci> weak = weak_from_this();
-  watchers_[queue]->async_wait(asio::posix::stream_descriptor::wait_read, [weak, queue](auto ec) {
-    if (ec) return;
-    if (auto self = weak.lock()) {
-      (void)self->queue_events_[queue].consume();
-      self->process_queue(queue);
-      self->arm_watcher(queue);
-    }
-  });
+  watchers_.push_back(std::move(*watch));
 }
 
 void VirtioPci::set_fault_reporter(std::function<void(const iommu::DmaFault&)> reporter) {

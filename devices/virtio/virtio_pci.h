@@ -12,7 +12,6 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -20,6 +19,7 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "devices/eventfd_watch.h"
 #include "devices/interrupt.h"
 #include "devices/pci/config_space.h"
 #include "devices/pci/msix.h"
@@ -156,7 +156,6 @@ class VirtioPci final : public PciDevice, public std::enable_shared_from_this<Vi
   };
   std::optional<CfgWindow> cfg_window() const;
   void watch_queue(uint16_t queue);
-  void arm_watcher(uint16_t queue);
 
   VirtioPciCommonCfg common_snapshot() const;
   void common_read(uint64_t offset, std::span<uint8_t> data);
@@ -197,7 +196,7 @@ class VirtioPci final : public PciDevice, public std::enable_shared_from_this<Vi
 
   // Notification plumbing; not guarded by mu_ (set up once, used by the control loop).
   std::vector<EventFd> queue_events_;
-  std::vector<std::unique_ptr<boost::asio::posix::stream_descriptor>> watchers_;
+  std::vector<std::shared_ptr<EventfdWatch>> watchers_;
   std::vector<std::unique_ptr<IoEventRegistration>> doorbells_;
   std::mutex doorbells_mu_;
 };
