@@ -4,6 +4,7 @@
 
 #include <bit>
 #include <cstring>
+#include <map>
 
 #include "base/log.h"
 #include "devices/pci/pci_regs.h"
@@ -69,11 +70,12 @@ Result<std::unique_ptr<VfioPciDevice>> VfioPciDevice::create(
   std::unique_ptr<VfioPciDevice> d(new VfioPciDevice(std::move(name), std::move(device),
                                                      PciConfigSpace(ids), std::move(options)));
   d->intx_pin_ = config[pci::kInterruptPin] <= 4 ? config[pci::kInterruptPin] : 0;
-  IOASIS_TRY(d->setup_bars(config));
+  std::map<uint8_t, VfioRegionInfo> regions;  // the BARs' regions, asked for once
+  IOASIS_TRY(d->setup_bars(config, &regions));
   IOASIS_TRY(d->setup_msix(config, interrupts));
   IOASIS_TRY(d->setup_masked_vectors());
   IOASIS_TRY(d->setup_error_irq());
-  if (d->options_.mapper) IOASIS_TRY(d->setup_direct_areas());
+  if (d->options_.mapper) IOASIS_TRY(d->setup_direct_areas(regions));
   spdlog::info(
       "{}: PCI {:04x}:{:04x}, {} BARs ({} pieces mapped into the guest), {} MSI-X vectors, {}",
       d->name_, ids.vendor_id, ids.device_id, d->config_.bars().size(), d->direct_.size(),
@@ -81,10 +83,12 @@ Result<std::unique_ptr<VfioPciDevice>> VfioPciDevice::create(
   return d;
 }
 
-Result<void> VfioPciDevice::setup_bars(std::span<const uint8_t> config) {
+Result<void> VfioPciDevice::setup_bars(std::span<const uint8_t> config,
+                                       std::map<uint8_t, VfioRegionInfo>* regions) {
   for (uint8_t index = 0; index < pci::kBarCount; ++index) {
     IOASIS_ASSIGN_OR_RETURN(VfioRegionInfo info, device_->region_info(index));
     if (info.size == 0) continue;
+    (*regions)[index] = info;
     uint32_t reg = get32(config, pci::kBar0 + index * 4);
     PciBar bar{index, std::bit_ceil(std::max<uint64_t>(info.size, 16)), PciBarKind::kMemory32,
                (reg & pci::kBarPrefetchable) != 0};
@@ -137,10 +141,10 @@ void VfioPciDevice::connect_msi() {
   }
 }
 
-Result<void> VfioPciDevice::setup_direct_areas() {
+Result<void> VfioPciDevice::setup_direct_areas(const std::map<uint8_t, VfioRegionInfo>& regions) {
   for (const PciBar& bar : config_.bars()) {
     if (bar.is_io()) continue;
-    IOASIS_ASSIGN_OR_RETURN(VfioRegionInfo info, device_->region_info(bar.index));
+    const VfioRegionInfo& info = regions.at(bar.index);
     if (!info.mmappable()) continue;
     std::vector<Span> holes;
     if (msix_) {

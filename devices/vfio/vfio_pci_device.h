@@ -26,6 +26,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -86,10 +87,12 @@ class VfioPciDevice final : public PciDevice {
  private:
   VfioPciDevice(std::string name, std::shared_ptr<VfioDeviceTransport> device,
                 PciConfigSpace config, VfioPciOptions options);
-  Result<void> setup_bars(std::span<const uint8_t> config);
+  // Adds the BARs the device's regions describe; `regions` gets each BAR's region info.
+  Result<void> setup_bars(std::span<const uint8_t> config,
+                          std::map<uint8_t, VfioRegionInfo>* regions);
   Result<void> setup_msix(std::span<const uint8_t> config, InterruptManager& interrupts);
   // mmaps the parts of each mmappable BAR that can go into the guest map.
-  Result<void> setup_direct_areas();
+  Result<void> setup_direct_areas(const std::map<uint8_t, VfioRegionInfo>& regions);
   // Connects the error IRQ to on_dma_fault when the device offers one (vfio_pci_device_irqs.cc).
   Result<void> setup_error_irq();
   // One watched eventfd per vector, for the device to signal while the vector is masked.
